@@ -1,0 +1,31 @@
+// The metadata that travels inside every exported model as `nanochart.json` (DESIGN.md).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "nanochart/rdf.h"
+
+namespace nanochart {
+
+struct ModelMetadata {
+  int format_version = 1;
+  RdfSettings rdf;
+  std::string length_unit = "angstrom";
+  std::vector<std::string> cv_names;
+  std::vector<std::string> elements;
+  int64_t n_atoms = 0;
+  std::string json;  // the full text, optional keys included
+
+  // Parses and checks the required keys; throws ModelError saying which key is missing or wrong.
+  static ModelMetadata from_json(const std::string& text);
+
+  // Size of the model's length unit in nanometres (PLUMED's default length unit).
+  double length_unit_in_nm() const;
+};
+
+// The length units a model may declare, and their size in nanometres. Throws ModelError otherwise.
+double length_unit_in_nm(const std::string& unit);
+
+}  // namespace nanochart

@@ -1,0 +1,60 @@
+// The Gaussian-smeared radial distribution function: the one RDF definition of DESIGN.md.
+//
+//   g_k = (1/P) sum_{i<j} exp(-(r_k - r_ij)^2 / (2 sigma^2)) / (sigma sqrt(2 pi)),
+//   r_k = r_min + k (r_max - r_min) / (M - 1),  k = 0..M-1,  P = N (N - 1) / 2,
+//
+// with kernels truncated at cutoff_sigmas standard deviations.
+#pragma once
+
+#include <cstdint>
+
+#include "nanochart/box.h"
+
+namespace nanochart {
+
+struct RdfSettings {
+  double r_min = 0.0;
+  double r_max = 16.0;
+  int64_t n_bins = 200;
+  double sigma = 0.1;
+  double cutoff_sigmas = 6.0;
+
+  // Throws InputError naming the offending setting.
+  void validate() const;
+  double spacing() const { return (r_max - r_min) / static_cast<double>(n_bins - 1); }
+};
+
+// Which pairs this process owns when the pair loop is split over MPI ranks. The caller sums the
+// partial results over ranks; normalisation always uses the pair count of the whole group.
+struct PairPartition {
+  int rank = 0;
+  int size = 1;
+};
+
+class Rdf {
+ public:
+  // Throws InputError for impossible settings.
+  explicit Rdf(const RdfSettings& settings);
+
+  const RdfSettings& settings() const { return settings_; }
+  int64_t n_bins() const { return settings_.n_bins; }
+
+  // Writes g (n_bins values) for positions (n_atoms x 3, row-major). Throws InputError for fewer
+  // than two atoms or non-finite coordinates.
+  void compute(const double* positions, int64_t n_atoms, const Box& box, double* g, PairPartition partition = {}) const;
+
+  // Back-propagates dL/dg (n_bins values) to the atoms: overwrites dL_dx (n_atoms x 3) with
+  // dL/dx and dL_dstrain (3 x 3, row-major) with dL/d(epsilon), the derivative under the
+  // homogeneous deformation x -> x (1 + epsilon), box rows included. dL/d(epsilon) equals
+  // sum_i x_i (x) dL/dx_i for a cluster in vacuum; PLUMED's box derivative is its negative.
+  void backward(const double* positions, int64_t n_atoms, const Box& box, const double* dL_dg, double* dL_dx,
+                double* dL_dstrain, PairPartition partition = {}) const;
+
+ private:
+  RdfSettings settings_;
+};
+
+// Throws InputError if any coordinate is NaN or infinite, naming the first bad atom.
+void check_finite_positions(const double* positions, int64_t n_atoms);
+
+}  // namespace nanochart

@@ -1,0 +1,95 @@
+#include "nanochart/metadata.h"
+
+#include <cmath>
+
+#include "json.h"
+#include "nanochart/error.h"
+
+namespace nanochart {
+namespace {
+
+constexpr int kFormatVersion = 1;
+
+[[noreturn]] void bad(const std::string& what) { throw ModelError("model metadata (nanochart.json) " + what); }
+
+const json::Value& require(const json::Value& parent, const std::string& key, json::Value::Kind kind,
+                           const std::string& where) {
+  const json::Value* value = parent.find(key);
+  if (value == nullptr) bad("lacks the required key \"" + where + key + "\"");
+  if (value->kind != kind) {
+    bad("key \"" + where + key + "\" must be " + json::kind_name(kind) + ", found " + json::kind_name(value->kind));
+  }
+  return *value;
+}
+
+double require_number(const json::Value& parent, const std::string& key, const std::string& where) {
+  return require(parent, key, json::Value::Kind::Number, where).number;
+}
+
+std::vector<std::string> require_strings(const json::Value& parent, const std::string& key) {
+  std::vector<std::string> out;
+  for (const auto& item : require(parent, key, json::Value::Kind::Array, "").array) {
+    if (item.kind != json::Value::Kind::String) bad("key \"" + key + "\" must be a list of strings");
+    out.push_back(item.string);
+  }
+  return out;
+}
+
+int64_t require_integer(const json::Value& parent, const std::string& key, const std::string& where) {
+  const double value = require_number(parent, key, where);
+  if (value != std::floor(value)) bad("key \"" + where + key + "\" must be a whole number");
+  return static_cast<int64_t>(value);
+}
+
+}  // namespace
+
+double length_unit_in_nm(const std::string& unit) {
+  if (unit == "angstrom" || unit == "A") return 0.1;
+  if (unit == "nm") return 1.0;
+  if (unit == "bohr") return 0.052917721067;
+  throw ModelError("unknown length_unit \"" + unit + "\" in model metadata; use angstrom, nm or bohr");
+}
+
+ModelMetadata ModelMetadata::from_json(const std::string& text) {
+  json::Value root;
+  try {
+    root = json::parse(text);
+  } catch (const std::runtime_error& e) {
+    bad(std::string("is not valid JSON: ") + e.what());
+  }
+  if (root.kind != json::Value::Kind::Object) bad("must be a JSON object");
+
+  ModelMetadata meta;
+  meta.json = text;
+  meta.format_version = static_cast<int>(require_integer(root, "format_version", ""));
+  if (meta.format_version != kFormatVersion) {
+    bad("has format_version " + std::to_string(meta.format_version) + "; this nanochart reads version " +
+        std::to_string(kFormatVersion) + " (upgrade nanochart or re-export the model)");
+  }
+  const json::Value& rdf = require(root, "rdf", json::Value::Kind::Object, "");
+  meta.rdf.r_min = require_number(rdf, "r_min", "rdf.");
+  meta.rdf.r_max = require_number(rdf, "r_max", "rdf.");
+  meta.rdf.n_bins = require_integer(rdf, "n_bins", "rdf.");
+  meta.rdf.sigma = require_number(rdf, "sigma", "rdf.");
+  if (rdf.find("cutoff_sigmas") != nullptr) meta.rdf.cutoff_sigmas = require_number(rdf, "cutoff_sigmas", "rdf.");
+  if (rdf.find("length_unit") != nullptr) {
+    meta.length_unit = require(rdf, "length_unit", json::Value::Kind::String, "rdf.").string;
+  }
+  nanochart::length_unit_in_nm(meta.length_unit);
+  try {
+    meta.rdf.validate();
+  } catch (const InputError& e) {
+    bad(std::string("has impossible RDF settings: ") + e.what());
+  }
+
+  meta.cv_names = require_strings(root, "cv_names");
+  if (meta.cv_names.empty()) bad("key \"cv_names\" is empty: a model needs at least one CV");
+  meta.elements = require_strings(root, "elements");
+  meta.n_atoms = require_integer(root, "n_atoms", "");
+  if (meta.n_atoms < 2) bad("key \"n_atoms\" must be at least 2");
+  return meta;
+}
+
+double ModelMetadata::length_unit_in_nm() const { return nanochart::length_unit_in_nm(length_unit); }
+
+}  // namespace nanochart

@@ -1,0 +1,47 @@
+// nanochart._core: the RDF and its analytic backward pass.
+#include "nanochart/rdf.h"
+
+#include "arrays.h"
+
+namespace nanochart::bindings {
+
+void bind_rdf(py::module_& m) {
+  m.def(
+      "rdf",
+      [](const py::object& positions, double r_min, double r_max, int64_t n_bins, double sigma, double cutoff_sigmas,
+         const py::object& box) {
+        const Rdf rdf(RdfSettings{r_min, r_max, n_bins, sigma, cutoff_sigmas});
+        DoubleArray x = positions_array(positions);
+        const Box cell = box_from(box);
+        DoubleArray g(n_bins);
+        {
+          py::gil_scoped_release release;
+          rdf.compute(x.data(), x.shape(0), cell, g.mutable_data());
+        }
+        return g;
+      },
+      py::arg("positions"), py::arg("r_min"), py::arg("r_max"), py::arg("n_bins"), py::arg("sigma"),
+      py::arg("cutoff_sigmas"), py::arg("box"), "Gaussian-smeared RDF of one structure (see nanochart.rdf).");
+
+  m.def(
+      "rdf_backward",
+      [](const py::object& positions, const py::object& dL_dg, double r_min, double r_max, int64_t n_bins, double sigma,
+         double cutoff_sigmas, const py::object& box) {
+        const Rdf rdf(RdfSettings{r_min, r_max, n_bins, sigma, cutoff_sigmas});
+        DoubleArray x = positions_array(positions);
+        DoubleArray w = vector_array(dL_dg, n_bins, "dL_dg");
+        const Box cell = box_from(box);
+        DoubleArray dL_dx({x.shape(0), py::ssize_t(3)});
+        DoubleArray dL_dstrain({3, 3});
+        {
+          py::gil_scoped_release release;
+          rdf.backward(x.data(), x.shape(0), cell, w.data(), dL_dx.mutable_data(), dL_dstrain.mutable_data());
+        }
+        return py::make_tuple(dL_dx, dL_dstrain);
+      },
+      py::arg("positions"), py::arg("dL_dg"), py::arg("r_min"), py::arg("r_max"), py::arg("n_bins"), py::arg("sigma"),
+      py::arg("cutoff_sigmas"), py::arg("box"),
+      "Given dL/dg, return (dL/dx of shape (N, 3), dL/d(strain) of shape (3, 3)).");
+}
+
+}  // namespace nanochart::bindings

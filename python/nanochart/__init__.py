@@ -1,0 +1,24 @@
+"""nanochart: autoencoder collective variables for metal nanoclusters, differentiable end to end.
+
+The public API (DESIGN.md): :func:`rdf`, :class:`CV`, :func:`export_model`, :func:`read_metadata`.
+"""
+
+import torch  # noqa: F401  (loads libtorch before the compiled core links against it)
+
+from ._core import ModelError
+from .cv import CV, AtomCountWarning
+from .export import export_model, read_metadata
+from .rdf import rdf, rdf_grid
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CV",
+    "AtomCountWarning",
+    "ModelError",
+    "__version__",
+    "export_model",
+    "rdf",
+    "rdf_grid",
+    "read_metadata",
+]

@@ -1,0 +1,108 @@
+"""The collective variable: positions -> RDF -> exported encoder -> CVs, through the C++ core."""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from . import _core
+
+
+class AtomCountWarning(UserWarning):
+    """The structure has a different number of atoms than the model was trained on."""
+
+
+class CV:
+    """An exported nanochart model, evaluated by the C++ core (the same code PLUMED runs).
+
+    Positions are in the model's length unit (``cv.length_unit``, angstrom by default); the box,
+    when given, is a ``(3, 3)`` array whose rows are the cell vectors.
+
+    Parameters
+    ----------
+    path
+        TorchScript file with ``nanochart.json`` metadata (see :func:`nanochart.export_model`).
+    num_threads
+        libtorch threads for the RDF pair loops and the encoder (default 1).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, num_threads: int = 1) -> None:
+        self.path = Path(path)
+        self._core = _core.CollectiveVariable(os.fspath(path), int(num_threads))
+        self.metadata: dict[str, Any] = json.loads(self._core.metadata_json)
+
+    def __repr__(self) -> str:
+        return f"CV({str(self.path)!r}, cv_names={self.cv_names}, n_atoms={self.n_atoms})"
+
+    @property
+    def cv_names(self) -> list[str]:
+        return list(self._core.cv_names)
+
+    @property
+    def n_cvs(self) -> int:
+        return len(self._core.cv_names)
+
+    @property
+    def n_atoms(self) -> int:
+        """Cluster size the model was trained on."""
+        return int(self._core.n_atoms)
+
+    @property
+    def rdf_settings(self) -> dict[str, Any]:
+        """The RDF settings of the model: r_min, r_max, n_bins, sigma, cutoff_sigmas, length_unit."""
+        return dict(self.metadata["rdf"])
+
+    @property
+    def length_unit(self) -> str:
+        return str(self.metadata["rdf"].get("length_unit", "angstrom"))
+
+    def compute(
+        self, positions: ArrayLike, box: ArrayLike | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Return ``(values (D,), jacobian (D, N, 3), virial (D, 3, 3))``.
+
+        ``jacobian[d] = ds_d/dx``; ``virial[d]`` is PLUMED's box derivative of CV ``d``,
+        ``-sum_i x_i (x) ds_d/dx_i`` (minus the derivative with respect to strain).
+        """
+        positions = self._positions(positions)
+        return self._core.compute(positions, box)
+
+    def values(self, positions_batch: ArrayLike, box: ArrayLike | None = None) -> np.ndarray:
+        """CVs of a batch of structures ``(B, N, 3)`` -> ``(B, D)``, without derivatives."""
+        batch = np.ascontiguousarray(positions_batch, dtype=np.float64)
+        if batch.ndim == 3:
+            self._check_size(batch.shape[1])
+        return self._core.values(batch, box)
+
+    def forces(
+        self, positions: ArrayLike, dV_ds: ArrayLike, box: ArrayLike | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Bias forces for a bias V(s) with gradient ``dV_ds`` (D,) at these positions.
+
+        Returns ``(forces (N, 3), virial (3, 3))``: ``forces = -dV/dx = -J^T dV/ds`` and the
+        virial as PLUMED defines it, ``-sum_d dV/ds_d virial[d]`` of :meth:`compute`. Only one
+        backward pass through the encoder is made, none when ``dV_ds`` is zero.
+        """
+        positions = self._positions(positions)
+        return self._core.forces(positions, dV_ds, box)
+
+    def _positions(self, positions: ArrayLike) -> np.ndarray:
+        array = np.ascontiguousarray(positions, dtype=np.float64)
+        if array.ndim == 2:
+            self._check_size(array.shape[0])
+        return array
+
+    def _check_size(self, n_atoms: int) -> None:
+        if n_atoms != self.n_atoms:
+            warnings.warn(
+                f"the model {self.path.name} was trained on clusters of {self.n_atoms} atoms; "
+                f"this structure has {n_atoms}: its CVs are extrapolated",
+                AtomCountWarning,
+                stacklevel=3,
+            )

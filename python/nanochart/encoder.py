@@ -1,0 +1,61 @@
+"""The convolutional encoder of Telari et al. (ACS Nano 2023): RDF -> a few latent CVs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+
+class ConvEncoder(nn.Module):
+    """Five (Conv1d, ReLU, BatchNorm1d) blocks, flatten, then a linear layer to ``n_cvs``.
+
+    The input is a batch of raw RDFs ``[B, n_bins]``; the per-bin standardisation fitted on the
+    training set is stored in the buffers ``input_mean`` and ``input_scale``, so the exported
+    module takes raw RDFs, as the model contract requires.
+    """
+
+    def __init__(
+        self,
+        n_bins: int = 200,
+        n_cvs: int = 3,
+        channels: Sequence[int] = (16, 32, 32, 64, 64),
+        kernel_size: int = 5,
+        stride: int = 2,
+    ) -> None:
+        super().__init__()
+        if n_cvs < 1:
+            raise ValueError(f"n_cvs must be at least 1, got {n_cvs}")
+        if len(channels) != 5:
+            raise ValueError(f"the encoder has five convolution blocks; got {len(channels)} channel counts")
+        self.register_buffer("input_mean", torch.zeros(n_bins))
+        self.register_buffer("input_scale", torch.ones(n_bins))
+        blocks: list[nn.Module] = []
+        length, in_channels = n_bins, 1
+        for out_channels in channels:
+            blocks += [
+                nn.Conv1d(in_channels, out_channels, kernel_size, stride=stride, padding=kernel_size // 2),
+                nn.ReLU(),
+                nn.BatchNorm1d(out_channels),
+            ]
+            length = (length + 2 * (kernel_size // 2) - kernel_size) // stride + 1
+            in_channels = out_channels
+        if length < 1:
+            raise ValueError(f"{n_bins} bins are too few for five convolutions of stride {stride}")
+        self.blocks = nn.Sequential(*blocks)
+        self.linear = nn.Linear(in_channels * length, n_cvs)
+
+    def set_input_scaling(self, rdfs: torch.Tensor) -> None:
+        """Fit the per-bin standardisation on a training set of RDFs ``[B, n_bins]``."""
+        mean = rdfs.mean(dim=0)
+        scale = rdfs.std(dim=0)
+        self.input_mean.copy_(mean)
+        # Bins that barely vary over the training set (gaps between shells, beyond the largest
+        # distance) carry no information, but dividing by their tiny spread would amplify noise
+        # a millionfold and make the bias forces stiff: floor the scale at 1% of the largest.
+        self.input_scale.copy_(scale.clamp_min(1e-2 * float(scale.max())))
+
+    def forward(self, g: torch.Tensor) -> torch.Tensor:
+        x = ((g - self.input_mean) / self.input_scale).unsqueeze(1)
+        return self.linear(self.blocks(x).flatten(1))

@@ -1,0 +1,84 @@
+"""Export an encoder as a TorchScript file with its ``nanochart.json`` metadata inside."""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+FORMAT_VERSION = 1
+METADATA_FILE = "nanochart.json"
+
+
+def export_model(
+    module: torch.nn.Module,
+    path: str | os.PathLike[str],
+    *,
+    rdf: dict[str, Any],
+    elements: Sequence[str],
+    n_atoms: int,
+    cv_names: Sequence[str] | None = None,
+    training: dict[str, Any] | None = None,
+) -> Path:
+    """Script ``module`` (float64, eval mode) and save it with its metadata to ``path``.
+
+    ``module.forward`` must map a float64 batch ``[B, n_bins]`` of raw RDFs to ``[B, D]`` CVs,
+    with any input scaling inside. ``rdf`` holds r_min, r_max, n_bins, sigma and optionally
+    cutoff_sigmas (default 6) and length_unit (default "angstrom"). The file is loaded back
+    through the C++ core before this returns, so a model that breaks the contract fails here.
+    """
+    from . import __version__
+    from .cv import CV
+
+    settings = {"cutoff_sigmas": 6.0, "length_unit": "angstrom", **rdf}
+    missing = {"r_min", "r_max", "n_bins", "sigma"} - settings.keys()
+    if missing:
+        raise ValueError(f"rdf settings lack {sorted(missing)}")
+    module = module.double().eval()
+    with torch.no_grad():
+        width = module(torch.zeros(2, int(settings["n_bins"]), dtype=torch.float64)).shape[-1]
+    names = list(cv_names) if cv_names is not None else [f"cv{i + 1}" for i in range(width)]
+    metadata: dict[str, Any] = {
+        "format_version": FORMAT_VERSION,
+        "rdf": settings,
+        "cv_names": names,
+        "elements": list(elements),
+        "n_atoms": int(n_atoms),
+        "torch_version": torch.__version__,
+        "nanochart_version": __version__,
+    }
+    if training is not None:
+        metadata["training"] = training
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        # TorchScript is deprecated in torch >= 2.10 but is what libtorch's C++ API (and so
+        # PLUMED) loads; it stays the model format until libtorch offers a successor.
+        warnings.filterwarnings(
+            "ignore", message=r"`torch\.jit\.\w+` is deprecated", category=DeprecationWarning
+        )
+        scripted = torch.jit.script(module)
+        torch.jit.save(scripted, str(path), _extra_files={METADATA_FILE: json.dumps(metadata, indent=1)})
+    CV(path)  # refuses, with the reason, a module that breaks the contract
+    return path
+
+
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The ``nanochart.json`` metadata of an exported model, read without loading the module."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no model file at {path}")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = [n for n in archive.namelist() if n.endswith(f"/extra/{METADATA_FILE}")]
+            if not names:
+                raise ValueError(f"{path} is a TorchScript file without {METADATA_FILE} metadata")
+            return json.loads(archive.read(names[0]))
+    except zipfile.BadZipFile as error:
+        raise ValueError(f"{path} is not a TorchScript file ({error})") from error

@@ -1,0 +1,57 @@
+"""Shared fixtures: real motifs from ase.cluster and a real exported TorchScript encoder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from ase.cluster import Decahedron, Icosahedron, Octahedron
+
+import nanochart
+from nanochart.encoder import ConvEncoder
+
+RDF_SETTINGS = {"r_min": 0.0, "r_max": 16.0, "n_bins": 200, "sigma": 0.1}
+
+
+def motif(name: str) -> np.ndarray:
+    """Positions (angstrom) of a real gold motif."""
+    atoms = {
+        "ico55": lambda: Icosahedron("Au", 3),
+        "ico147": lambda: Icosahedron("Au", 4),
+        "ino_decahedron": lambda: Decahedron("Au", 3, 2, 0),
+        "marks_decahedron": lambda: Decahedron("Au", 2, 2, 1),
+        "octahedron": lambda: Octahedron("Au", 5),
+        "truncated_octahedron": lambda: Octahedron("Au", 7, 2),
+    }[name]()
+    return atoms.positions.copy()
+
+
+@pytest.fixture(scope="session")
+def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An Au147 encoder of the paper's shape (random weights, input scaling fitted on motifs)."""
+    torch.manual_seed(7)
+    encoder = ConvEncoder(n_bins=RDF_SETTINGS["n_bins"], n_cvs=3)
+    rdfs = [nanochart.rdf(motif(name), **RDF_SETTINGS) for name in ("ico147", "ino_decahedron", "octahedron")]
+    rng = np.random.default_rng(0)
+    noisy = [
+        nanochart.rdf(motif("ico147") + 0.1 * rng.normal(size=(147, 3)), **RDF_SETTINGS) for _ in range(5)
+    ]
+    encoder.set_input_scaling(torch.tensor(np.array(rdfs + noisy)))
+    # Non-trivial batch-norm statistics, so the exported module is not the identity there.
+    encoder.train()
+    with torch.no_grad():
+        encoder(torch.tensor(np.array(rdfs + noisy), dtype=torch.float32))
+    path = tmp_path_factory.mktemp("models") / "au147_test.pt"
+    return nanochart.export_model(encoder, path, rdf=RDF_SETTINGS, elements=["Au"], n_atoms=147)
+
+
+@pytest.fixture(scope="session")
+def cv(model_path: Path) -> nanochart.CV:
+    return nanochart.CV(model_path)
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(12345)
