@@ -70,6 +70,7 @@ def test_too_few_atoms() -> None:
         ({"r_min": 5.0, "r_max": 5.0}, "r_max > r_min"),
         ({"n_bins": 1}, "n_bins >= 2"),
         ({"n_bins": 2.5}, "whole number"),
+        ({"n_bins": 5, "sigma": 0.1}, "more than 20 sigma"),
     ],
 )
 def test_impossible_rdf_settings(change: dict, message: str) -> None:

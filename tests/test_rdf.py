@@ -36,8 +36,11 @@ def test_equals_sklearn_kde_on_motifs(name: str) -> None:
     assert max_relative(g, sklearn_rdf(pdist(x), **RDF_SETTINGS)) < 1e-7
 
 
+# The last case has a window of 2 x 63 + 1 bins: beyond the compiled window sizes (radius <= 16),
+# so it runs the kernel's run-time-radius path.
 @pytest.mark.parametrize(
-    ("n_atoms", "sigma", "n_bins"), [(2, 0.1, 200), (30, 0.05, 400), (100, 0.3, 64), (400, 0.1, 150)]
+    ("n_atoms", "sigma", "n_bins"),
+    [(2, 0.1, 200), (30, 0.05, 400), (100, 0.3, 64), (400, 0.1, 150), (50, 0.1, 1500)],
 )
 def test_equals_sklearn_kde_on_random_clouds(
     rng: np.random.Generator, n_atoms: int, sigma: float, n_bins: int

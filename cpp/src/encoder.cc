@@ -1,6 +1,7 @@
 #include "nanochart/encoder.h"
 
 #include <torch/csrc/autograd/autograd.h>
+#include <torch/csrc/jit/runtime/graph_executor.h>
 #include <torch/script.h>
 
 #include <cstring>
@@ -45,6 +46,9 @@ struct Encoder::Impl {
   torch::Tensor recorded_output;
 
   torch::Tensor run(const torch::Tensor& g) {
+    // The profiling executor's graph rewrites cost more than they save on a model this small;
+    // the guard is thread-local, so other TorchScript work in the process is unaffected.
+    torch::jit::GraphOptimizerEnabledGuard plain_executor(false);
     torch::IValue result;
     try {
       result = module.forward({g});
@@ -97,6 +101,8 @@ Encoder::Encoder(const std::string& path) : impl_(std::make_unique<Impl>()) {
   } catch (const std::exception& e) {
     throw ModelError("cannot convert the model '" + path + "' to float64: " + short_message(e));
   }
+  // No torch::jit::freeze here, though it would fold batch norms into the convolutions: it
+  // also deletes detach() calls, which would change the forces of a model that detaches on purpose.
 
   // Probe: the input width must be n_bins and the output must depend differentiably on it.
   const int64_t m = impl_->metadata.rdf.n_bins;

@@ -14,6 +14,8 @@ class Box {
   explicit Box(const std::array<double, 9>& rows);
 
   bool periodic() const { return periodic_; }
+  // Periodic with the cell vectors along x, y and z.
+  bool orthorhombic() const { return orthorhombic_; }
   const std::array<double, 9>& rows() const { return h_; }
 
   // Replaces the separation vector d by its shortest periodic image. Exact for orthorhombic
