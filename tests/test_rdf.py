@@ -6,6 +6,7 @@ import itertools
 
 import numpy as np
 import pytest
+import torch
 from ase.build import bulk
 from scipy.spatial.distance import pdist
 from scipy.spatial.transform import Rotation
@@ -13,6 +14,7 @@ from sklearn.neighbors import KernelDensity
 
 import nanochart
 from conftest import RDF_SETTINGS, motif
+from nanochart import _core
 
 MOTIFS = ["ico55", "ico147", "ino_decahedron", "marks_decahedron", "octahedron", "truncated_octahedron"]
 
@@ -148,3 +150,37 @@ def test_skewed_triclinic_box_matches_brute_force_minimum_image(rng: np.random.G
     settings = {"r_min": 0.0, "r_max": 10.0, "n_bins": 300, "sigma": 0.08}
     g = nanochart.rdf(x, **settings, box=box)
     assert max_relative(g, sklearn_rdf(brute_force_minimum_image_distances(x, box), **settings)) < 1e-7
+
+
+@pytest.mark.parametrize("size", [2, 3, 7])
+def test_pair_loop_split_over_ranks_adds_up(rng: np.random.Generator, size: int) -> None:
+    """The shares of the ranks (as under PLUMED's MPI) sum to the whole, value and derivatives."""
+    x = motif("ico147") + 0.1 * rng.normal(size=(147, 3))
+    box = np.diag([30.0, 31.0, 32.0])
+    args = (
+        RDF_SETTINGS["r_min"],
+        RDF_SETTINGS["r_max"],
+        RDF_SETTINGS["n_bins"],
+        RDF_SETTINGS["sigma"],
+        6.0,
+        box,
+    )
+    weights = rng.normal(size=RDF_SETTINGS["n_bins"])
+    shares = [_core.rdf(x, *args, rank=r, size=size) for r in range(size)]
+    assert all(share.max() > 0 for share in shares)  # every rank owns pairs
+    assert max_relative(sum(shares), _core.rdf(x, *args)) < 1e-13
+    whole_dx, whole_strain = _core.rdf_backward(x, weights, *args)
+    parts = [_core.rdf_backward(x, weights, *args, rank=r, size=size) for r in range(size)]
+    assert max_relative(sum(p[0] for p in parts), whole_dx) < 1e-12
+    assert max_relative(sum(p[1] for p in parts), whole_strain) < 1e-12
+    with pytest.raises(ValueError, match="invalid pair partition: rank 3 of 3"):
+        _core.rdf(x, *args, rank=3, size=3)
+
+
+def test_thread_count_does_not_change_the_rdf() -> None:
+    x = motif("ico147")
+    torch.set_num_threads(1)
+    one = nanochart.rdf(x, **RDF_SETTINGS)
+    torch.set_num_threads(2)
+    two = nanochart.rdf(x, **RDF_SETTINGS)
+    assert max_relative(two, one) < 1e-14

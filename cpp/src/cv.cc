@@ -14,11 +14,8 @@ CollectiveVariable::CollectiveVariable(const std::string& model_path, CvOptions 
   if (options_.num_threads < 1) {
     throw InputError("num_threads must be at least 1, got " + std::to_string(options_.num_threads));
   }
-  const PairPartition& p = options_.partition;
-  if (p.size < 1 || p.rank < 0 || p.rank >= p.size) {
-    throw InputError("invalid pair partition: rank " + std::to_string(p.rank) + " of " + std::to_string(p.size));
-  }
-  if (p.size > 1 && !options_.sum_over_ranks) {
+  options_.partition.validate();
+  if (options_.partition.size > 1 && !options_.sum_over_ranks) {
     throw InputError("a pair partition over several ranks needs sum_over_ranks to add up the partial results");
   }
 }

@@ -37,13 +37,17 @@ void check_inputs(const double* positions, int64_t n_atoms, const PairPartition&
   if (n_atoms < 2) {
     throw InputError("the RDF needs at least 2 atoms, got " + std::to_string(n_atoms));
   }
-  if (p.size < 1 || p.rank < 0 || p.rank >= p.size) {
-    throw InputError("invalid pair partition: rank " + std::to_string(p.rank) + " of " + std::to_string(p.size));
-  }
+  p.validate();
   check_finite_positions(positions, n_atoms);
 }
 
 double pair_count(int64_t n_atoms) { return 0.5 * static_cast<double>(n_atoms) * static_cast<double>(n_atoms - 1); }
+
+// One scratch slot per worker thread. Inside an enclosing parallel region (the batch loop of
+// CollectiveVariable::values) at::parallel_for runs inline on the calling thread, whose
+// at::get_thread_num() is its id in the outer loop: one slot, always slot 0, serves then.
+int scratch_slots() { return at::in_parallel_region() ? 1 : at::get_num_threads(); }
+int scratch_slot(int slots) { return slots == 1 ? 0 : at::get_thread_num(); }
 
 }  // namespace
 
@@ -66,6 +70,12 @@ void RdfSettings::validate() const {
   }
 }
 
+void PairPartition::validate() const {
+  if (size < 1 || rank < 0 || rank >= size) {
+    throw InputError("invalid pair partition: rank " + std::to_string(rank) + " of " + std::to_string(size));
+  }
+}
+
 void check_finite_positions(const double* positions, int64_t n_atoms) {
   for (int64_t i = 0; i < n_atoms * 3; ++i) {
     if (!std::isfinite(positions[i])) {
@@ -80,14 +90,15 @@ void Rdf::compute(const double* positions, int64_t n_atoms, const Box& box, doub
   check_inputs(positions, n_atoms, partition);
   const kernel::Grid grid(settings_);
   const kernel::Coordinates coords(positions, n_atoms);
+  const int slots = scratch_slots();
   std::vector<kernel::RowBuffers> rows;
   std::vector<std::vector<double>> padded;
-  for (int t = 0; t < at::get_num_threads(); ++t) {
+  for (int t = 0; t < slots; ++t) {
     rows.emplace_back(n_atoms, grid);
     padded.emplace_back(static_cast<size_t>(grid.padded_size()), 0.0);
   }
   for_each_owned_row(n_atoms, partition, [&](int64_t i) {
-    const int thread = at::get_thread_num();
+    const int thread = scratch_slot(slots);
     const int64_t count = n_atoms - i - 1;
     kernel::separations(coords, i, box, rows[thread]);
     kernel::kernel_parameters(grid, count, rows[thread]);
@@ -108,16 +119,17 @@ void Rdf::backward(const double* positions, int64_t n_atoms, const Box& box, con
   const kernel::Coordinates coords(positions, n_atoms);
   std::vector<double> padded_w(static_cast<size_t>(grid.padded_size()), 0.0);
   std::copy(dL_dg, dL_dg + settings_.n_bins, padded_w.begin() + grid.padding);
+  const int slots = scratch_slots();
   std::vector<kernel::RowBuffers> rows;
   std::vector<kernel::AtomGradients> sums;
-  for (int t = 0; t < at::get_num_threads(); ++t) {
+  for (int t = 0; t < slots; ++t) {
     rows.emplace_back(n_atoms, grid);
     sums.emplace_back(n_atoms);
   }
   // dK/dr = K x / sigma, with the kernel normalisation 1 / (P sigma sqrt(2 pi)).
   const double scale = 1.0 / (pair_count(n_atoms) * settings_.sigma * kSqrtTwoPi * settings_.sigma);
   for_each_owned_row(n_atoms, partition, [&](int64_t i) {
-    const int thread = at::get_thread_num();
+    const int thread = scratch_slot(slots);
     const int64_t count = n_atoms - i - 1;
     kernel::separations(coords, i, box, rows[thread]);
     kernel::kernel_parameters(grid, count, rows[thread]);

@@ -9,24 +9,26 @@ void bind_rdf(py::module_& m) {
   m.def(
       "rdf",
       [](const py::object& positions, double r_min, double r_max, int64_t n_bins, double sigma, double cutoff_sigmas,
-         const py::object& box) {
+         const py::object& box, int rank, int size) {
         const Rdf rdf(RdfSettings{r_min, r_max, n_bins, sigma, cutoff_sigmas});
         DoubleArray x = positions_array(positions);
         const Box cell = box_from(box);
         DoubleArray g(n_bins);
         {
           py::gil_scoped_release release;
-          rdf.compute(x.data(), x.shape(0), cell, g.mutable_data());
+          rdf.compute(x.data(), x.shape(0), cell, g.mutable_data(), PairPartition{rank, size});
         }
         return g;
       },
       py::arg("positions"), py::arg("r_min"), py::arg("r_max"), py::arg("n_bins"), py::arg("sigma"),
-      py::arg("cutoff_sigmas"), py::arg("box"), "Gaussian-smeared RDF of one structure (see nanochart.rdf).");
+      py::arg("cutoff_sigmas"), py::arg("box"), py::kw_only(), py::arg("rank") = 0, py::arg("size") = 1,
+      "Gaussian-smeared RDF of one structure (see nanochart.rdf); with rank/size, the share of the pairs\n"
+      "that rank owns when the pair loop is split over `size` processes (the shares add up to the RDF).");
 
   m.def(
       "rdf_backward",
       [](const py::object& positions, const py::object& dL_dg, double r_min, double r_max, int64_t n_bins, double sigma,
-         double cutoff_sigmas, const py::object& box) {
+         double cutoff_sigmas, const py::object& box, int rank, int size) {
         const Rdf rdf(RdfSettings{r_min, r_max, n_bins, sigma, cutoff_sigmas});
         DoubleArray x = positions_array(positions);
         DoubleArray w = vector_array(dL_dg, n_bins, "dL_dg");
@@ -35,13 +37,14 @@ void bind_rdf(py::module_& m) {
         DoubleArray dL_dstrain({3, 3});
         {
           py::gil_scoped_release release;
-          rdf.backward(x.data(), x.shape(0), cell, w.data(), dL_dx.mutable_data(), dL_dstrain.mutable_data());
+          rdf.backward(x.data(), x.shape(0), cell, w.data(), dL_dx.mutable_data(), dL_dstrain.mutable_data(),
+                       PairPartition{rank, size});
         }
         return py::make_tuple(dL_dx, dL_dstrain);
       },
       py::arg("positions"), py::arg("dL_dg"), py::arg("r_min"), py::arg("r_max"), py::arg("n_bins"), py::arg("sigma"),
-      py::arg("cutoff_sigmas"), py::arg("box"),
-      "Given dL/dg, return (dL/dx of shape (N, 3), dL/d(strain) of shape (3, 3)).");
+      py::arg("cutoff_sigmas"), py::arg("box"), py::kw_only(), py::arg("rank") = 0, py::arg("size") = 1,
+      "Given dL/dg, return (dL/dx of shape (N, 3), dL/d(strain) of shape (3, 3)); rank/size as for rdf.");
 }
 
 }  // namespace nanochart::bindings

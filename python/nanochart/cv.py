@@ -24,6 +24,9 @@ class CV:
     Positions are in the model's length unit (``cv.length_unit``, angstrom by default); the box,
     when given, is a ``(3, 3)`` array whose rows are the cell vectors.
 
+    A ``CV`` keeps the last structure's autograd graph between the forward and backward passes,
+    so one object must not be used from several threads at once: give each thread its own.
+
     Parameters
     ----------
     path

@@ -29,6 +29,9 @@ struct RdfSettings {
 struct PairPartition {
   int rank = 0;
   int size = 1;
+
+  // Throws InputError unless 0 <= rank < size.
+  void validate() const;
 };
 
 class Rdf {
