@@ -42,7 +42,7 @@ def test_wrong_batch_and_bias_shapes(cv) -> None:
         cv.values(motif("ico147"))
     with pytest.raises(ValueError, match=r"dV_ds must have shape \(3,\)"):
         cv.forces(motif("ico147"), np.ones(2))
-    with pytest.raises(ValueError, match="empty batch"):
+    with pytest.raises(ValueError, match="the batch is empty"):
         cv.values(np.zeros((0, 147, 3)))
 
 

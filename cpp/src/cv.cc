@@ -5,7 +5,7 @@
 #include <algorithm>
 
 #include "nanochart/error.h"
-#include "threads.h"
+#include "nanochart/threads.h"
 
 namespace nanochart {
 
@@ -85,27 +85,17 @@ void CollectiveVariable::jacobian(double* jacobian, double* box_derivatives) {
 }
 
 void CollectiveVariable::values(const double* positions, int64_t batch, int64_t n_atoms, const Box& box, double* out) {
-  if (batch < 1) throw InputError("values() needs at least one structure, got an empty batch");
   ScopedThreadCount threads(options_.num_threads);
-  const int64_t m = rdf_.n_bins();
-  std::vector<double> g(static_cast<size_t>(batch * m));
-  // Structures are independent: parallelise over them (each pair loop then runs serially).
-  std::vector<std::string> errors(static_cast<size_t>(batch));
-  at::parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t b = begin; b < end; ++b) {
-      try {
-        rdf_.compute(positions + b * n_atoms * 3, n_atoms, box, g.data() + b * m, options_.partition);
-      } catch (const InputError& e) {
-        errors[static_cast<size_t>(b)] = e.what();
-      }
+  std::vector<double> g(static_cast<size_t>(std::max<int64_t>(batch, 0) * rdf_.n_bins()));
+  if (options_.partition.size == 1) {
+    rdf_.compute_batch(positions, batch, n_atoms, box, g.data());
+  } else {
+    if (batch < 1) throw InputError("the batch is empty: no structures to featurise");
+    for (int64_t b = 0; b < batch; ++b) {
+      rdf_.compute(positions + b * n_atoms * 3, n_atoms, box, g.data() + b * rdf_.n_bins(), options_.partition);
     }
-  });
-  for (int64_t b = 0; b < batch; ++b) {
-    if (!errors[static_cast<size_t>(b)].empty()) {
-      throw InputError("structure " + std::to_string(b) + " of the batch: " + errors[static_cast<size_t>(b)]);
-    }
+    options_.sum_over_ranks(g.data(), g.size());
   }
-  if (options_.sum_over_ranks) options_.sum_over_ranks(g.data(), g.size());
   encoder_.evaluate(g.data(), batch, out);
 }
 

@@ -112,6 +112,27 @@ void Rdf::compute(const double* positions, int64_t n_atoms, const Box& box, doub
   }
 }
 
+void Rdf::compute_batch(const double* positions, int64_t batch, int64_t n_atoms, const Box& box, double* g) const {
+  if (batch < 1) throw InputError("the batch is empty: no structures to featurise");
+  const int64_t m = settings_.n_bins;
+  // Structures are independent: parallelise over them (each pair loop then runs inline).
+  std::vector<std::string> errors(static_cast<size_t>(batch));
+  at::parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) {
+      try {
+        compute(positions + b * n_atoms * 3, n_atoms, box, g + b * m);
+      } catch (const InputError& e) {
+        errors[static_cast<size_t>(b)] = e.what();
+      }
+    }
+  });
+  for (int64_t b = 0; b < batch; ++b) {
+    if (!errors[static_cast<size_t>(b)].empty()) {
+      throw InputError("structure " + std::to_string(b) + " of the batch: " + errors[static_cast<size_t>(b)]);
+    }
+  }
+}
+
 void Rdf::backward(const double* positions, int64_t n_atoms, const Box& box, const double* dL_dg, double* dL_dx,
                    double* dL_dstrain, PairPartition partition) const {
   check_inputs(positions, n_atoms, partition);

@@ -2,6 +2,7 @@
 #include "nanochart/rdf.h"
 
 #include "arrays.h"
+#include "nanochart/threads.h"
 
 namespace nanochart::bindings {
 
@@ -24,6 +25,29 @@ void bind_rdf(py::module_& m) {
       py::arg("cutoff_sigmas"), py::arg("box"), py::kw_only(), py::arg("rank") = 0, py::arg("size") = 1,
       "Gaussian-smeared RDF of one structure (see nanochart.rdf); with rank/size, the share of the pairs\n"
       "that rank owns when the pair loop is split over `size` processes (the shares add up to the RDF).");
+
+  m.def(
+      "rdf_batch",
+      [](const py::object& positions_batch, double r_min, double r_max, int64_t n_bins, double sigma,
+         double cutoff_sigmas, const py::object& box, int num_threads) {
+        const Rdf rdf(RdfSettings{r_min, r_max, n_bins, sigma, cutoff_sigmas});
+        DoubleArray x = DoubleArray::ensure(positions_batch);
+        if (!x || x.ndim() != 3 || x.shape(2) != 3) {
+          throw InputError("positions_batch must have shape (B, N, 3)" + (x ? ", got " + shape_of(x) : std::string()));
+        }
+        if (num_threads < 1) throw InputError("num_threads must be at least 1, got " + std::to_string(num_threads));
+        const Box cell = box_from(box);
+        DoubleArray g({x.shape(0), py::ssize_t(n_bins)});
+        {
+          py::gil_scoped_release release;
+          ScopedThreadCount threads(num_threads);
+          rdf.compute_batch(x.data(), x.shape(0), x.shape(1), cell, g.mutable_data());
+        }
+        return g;
+      },
+      py::arg("positions_batch"), py::arg("r_min"), py::arg("r_max"), py::arg("n_bins"), py::arg("sigma"),
+      py::arg("cutoff_sigmas"), py::arg("box"), py::arg("num_threads"),
+      "RDFs (B, n_bins) of a batch of structures (B, N, 3), in parallel over structures.");
 
   m.def(
       "rdf_backward",

@@ -8,6 +8,14 @@ import torch
 from torch import nn
 
 
+def conv_lengths(n_bins: int, kernel_size: int, stride: int, blocks: int = 5) -> list[int]:
+    """Signal length before and after each convolution block (padding kernel_size // 2)."""
+    lengths = [n_bins]
+    for _ in range(blocks):
+        lengths.append((lengths[-1] + 2 * (kernel_size // 2) - kernel_size) // stride + 1)
+    return lengths
+
+
 class ConvEncoder(nn.Module):
     """Five (Conv1d, ReLU, BatchNorm1d) blocks, flatten, then a linear layer to ``n_cvs``.
 
@@ -31,18 +39,18 @@ class ConvEncoder(nn.Module):
             raise ValueError(f"the encoder has five convolution blocks; got {len(channels)} channel counts")
         self.register_buffer("input_mean", torch.zeros(n_bins))
         self.register_buffer("input_scale", torch.ones(n_bins))
+        length = conv_lengths(n_bins, kernel_size, stride)[-1]
+        if length < 1:
+            raise ValueError(f"{n_bins} bins are too few for five convolutions of stride {stride}")
         blocks: list[nn.Module] = []
-        length, in_channels = n_bins, 1
+        in_channels = 1
         for out_channels in channels:
             blocks += [
                 nn.Conv1d(in_channels, out_channels, kernel_size, stride=stride, padding=kernel_size // 2),
                 nn.ReLU(),
                 nn.BatchNorm1d(out_channels),
             ]
-            length = (length + 2 * (kernel_size // 2) - kernel_size) // stride + 1
             in_channels = out_channels
-        if length < 1:
-            raise ValueError(f"{n_bins} bins are too few for five convolutions of stride {stride}")
         self.blocks = nn.Sequential(*blocks)
         self.linear = nn.Linear(in_channels * length, n_cvs)
 
@@ -56,6 +64,9 @@ class ConvEncoder(nn.Module):
         # a millionfold and make the bias forces stiff: floor the scale at 1% of the largest.
         self.input_scale.copy_(scale.clamp_min(1e-2 * float(scale.max())))
 
+    def standardize(self, g: torch.Tensor) -> torch.Tensor:
+        """Raw RDFs -> the per-bin standardised input the convolutions see (and the decoder rebuilds)."""
+        return (g - self.input_mean) / self.input_scale
+
     def forward(self, g: torch.Tensor) -> torch.Tensor:
-        x = ((g - self.input_mean) / self.input_scale).unsqueeze(1)
-        return self.linear(self.blocks(x).flatten(1))
+        return self.linear(self.blocks(self.standardize(g).unsqueeze(1)).flatten(1))

@@ -1,0 +1,174 @@
+"""Charting a data set: encode every structure, find structural families by mean shift.
+
+The paper's rule for the mean-shift bandwidth: scan it, and take the middle of the widest
+plateau in the number of clusters (the count that is stable over the largest range of
+bandwidths). Families are numbered by size, largest first.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from ase.io import write
+from sklearn.cluster import MeanShift
+
+from . import plots
+from .cv import CV
+from .featurize import encode_frames, read_structures, structure_labels
+
+#: Mean shift costs O(n^2) per iteration; the scan and the fit use at most this many points, and
+#: every structure is then assigned to the nearest family centroid.
+MAX_CLUSTERING_POINTS = 4000
+
+
+@dataclass
+class BandwidthScan:
+    bandwidths: np.ndarray
+    n_clusters: np.ndarray
+    chosen: float
+
+
+@dataclass
+class Chart:
+    """A charted data set: CVs, families and where everything was written."""
+
+    cvs: np.ndarray
+    families: np.ndarray
+    centroids: np.ndarray
+    scan: BandwidthScan
+    labels: list[str] | None
+    outputs: dict[str, Path] = field(default_factory=dict)
+
+
+def _sample(cvs: np.ndarray, seed: int) -> np.ndarray:
+    if len(cvs) <= MAX_CLUSTERING_POINTS:
+        return cvs
+    return cvs[np.random.default_rng(seed).choice(len(cvs), MAX_CLUSTERING_POINTS, replace=False)]
+
+
+def _mean_shift(points: np.ndarray, bandwidth: float) -> MeanShift:
+    with warnings.catch_warnings():
+        # Small bandwidths make scikit-learn fall back from binned seeds to every point: expected.
+        warnings.filterwarnings("ignore", message="Binning data failed", category=UserWarning)
+        return MeanShift(bandwidth=bandwidth, bin_seeding=True).fit(points)
+
+
+def scan_bandwidths(cvs: np.ndarray, bandwidths: np.ndarray | None = None, seed: int = 0) -> BandwidthScan:
+    """Number of mean-shift clusters for each bandwidth, and the bandwidth the plateau rule picks."""
+    sample = _sample(cvs, seed)
+    if bandwidths is None:
+        spread = float(np.sqrt(sample.var(axis=0).sum())) or 1.0
+        bandwidths = np.geomspace(0.02, 1.5, 24) * spread
+    counts = np.array([len(_mean_shift(sample, b).cluster_centers_) for b in bandwidths])
+    return BandwidthScan(np.asarray(bandwidths), counts, _plateau_middle(np.asarray(bandwidths), counts))
+
+
+def _plateau_middle(bandwidths: np.ndarray, counts: np.ndarray) -> float:
+    """Geometric middle of the longest run of equal counts (runs of one cluster only if no other)."""
+    runs, start = [], 0
+    for i in range(1, len(counts) + 1):
+        if i == len(counts) or counts[i] != counts[start]:
+            runs.append((start, i - 1))
+            start = i
+    several = [r for r in runs if counts[r[0]] > 1] or runs
+    first, last = max(several, key=lambda r: (r[1] - r[0], counts[r[0]]))
+    return float(np.sqrt(bandwidths[first] * bandwidths[last]))
+
+
+def find_families(cvs: np.ndarray, bandwidth: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(family of each structure, centroids), families numbered by size, largest first."""
+    model = _mean_shift(_sample(cvs, seed), bandwidth)
+    centroids = model.cluster_centers_
+    nearest = np.argmin(((cvs[:, None, :] - centroids[None, :, :]) ** 2).sum(-1), axis=1)
+    order = np.argsort(-np.bincount(nearest, minlength=len(centroids)), kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return rank[nearest], centroids[order]
+
+
+def chart(
+    model: str | os.PathLike[str] | CV,
+    data: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    n_nearest: int = 50,
+    bandwidths: np.ndarray | None = None,
+    progress: bool = True,
+) -> Chart:
+    """Encode a data set with an exported model, find families, write CSVs, extxyz files and PNGs."""
+    cv = model if isinstance(model, CV) else CV(model, num_threads=os.cpu_count() or 1)
+    frames = read_structures(data)
+    cvs = encode_frames(cv, frames, progress=progress)
+    scan = scan_bandwidths(cvs, bandwidths)
+    families, centroids = find_families(cvs, scan.chosen)
+    labels = structure_labels(frames)
+    result = Chart(cvs, families, centroids, scan, labels)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+
+    with open(out / "chart.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["index", *cv.cv_names, "family", *(["label"] if labels else [])])
+        for i in range(len(frames)):
+            writer.writerow(
+                [i, *(f"{v:.10g}" for v in cvs[i]), int(families[i]), *([labels[i]] if labels else [])]
+            )
+    result.outputs["chart_csv"] = out / "chart.csv"
+    with open(out / "centroids.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["family", *cv.cv_names, "size", "bandwidth"])
+        for k, centre in enumerate(centroids):
+            writer.writerow(
+                [k, *(f"{v:.10g}" for v in centre), int((families == k).sum()), f"{scan.chosen:.6g}"]
+            )
+    result.outputs["centroids_csv"] = out / "centroids.csv"
+
+    for k, centre in enumerate(centroids):
+        distance = np.linalg.norm(cvs - centre, axis=1)
+        picked = np.argsort(distance)[:n_nearest]
+        nearest = []
+        for i in picked:
+            atoms = frames[i].copy()
+            atoms.info.update(
+                {"index": int(i), "family": int(families[i]), "distance_to_centroid": float(distance[i])}
+            )
+            nearest.append(atoms)
+        write(out / f"family_{k}_nearest.extxyz", nearest, format="extxyz")
+    result.outputs["nearest"] = out
+
+    names = [str(f) for f in families]
+    result.outputs["families_png"] = plots.chart_3d(
+        cvs,
+        names,
+        out / "chart_families.png",
+        title=f"{len(centroids)} families (mean shift)",
+        cv_names=cv.cv_names,
+        centroids=centroids,
+    )
+    if labels:
+        result.outputs["labels_png"] = plots.chart_3d(
+            cvs, labels, out / "chart_labels.png", title="structural labels of the data", cv_names=cv.cv_names
+        )
+    result.outputs["plateau_png"] = plots.plateau(
+        scan.bandwidths, scan.n_clusters, scan.chosen, out / "plateau.png"
+    )
+    return result
+
+
+def read_centroids(path: str | os.PathLike[str]) -> np.ndarray:
+    """Family centroids from a chart's centroids.csv (a chart folder may be given)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "centroids.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"no centroids file at {path}: run `nanochart chart` first")
+    with open(path) as handle:
+        rows = list(csv.reader(handle))
+    header, body = rows[0], rows[1:]
+    width = header.index("size") - 1
+    return np.array([[float(v) for v in row[1 : 1 + width]] for row in body])

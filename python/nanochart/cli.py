@@ -1,0 +1,209 @@
+"""The `nanochart` command line: `nanochart <verb> --help` describes each verb."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def _train(args: argparse.Namespace) -> None:
+    from . import plots
+    from .featurize import RdfSettings, featurize_file
+    from .training import ChartAutoencoder
+
+    out = Path(args.out)
+    checkpoint = out / "checkpoint.pt"
+    if args.resume and not checkpoint.is_file():
+        raise FileNotFoundError(f"--resume: no checkpoint at {checkpoint}")
+    settings = None
+    if args.r_max is not None:
+        settings = RdfSettings(r_min=0.0, r_max=args.r_max, n_bins=args.n_bins, sigma=args.sigma)
+    rdfs, settings, frames = featurize_file(
+        args.data, settings, use_cache=not args.no_cache, sigma=args.sigma, n_bins=args.n_bins
+    )
+    print(f"data       {args.data}: {len(frames)} structures of {len(frames[0])} atoms")
+    grid = f"r = {settings.r_min}..{settings.r_max} angstrom, {settings.n_bins} bins"
+    print(f"RDF        {grid}, sigma {settings.sigma} angstrom")
+    model = ChartAutoencoder(
+        n_cvs=args.n_cvs,
+        channels=args.channels,
+        kernel_size=args.kernel_size,
+        stride=args.stride,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        patience=args.patience,
+        validation_fraction=args.validation_fraction,
+        seed=args.seed,
+        device=args.device,
+        checkpoint=checkpoint,
+        metadata={
+            "rdf": settings.as_dict(),
+            "elements": sorted(set(frames[0].get_chemical_symbols())),
+            "n_atoms": len(frames[0]),
+            "data": str(args.data),
+        },
+    )
+    model.fit(rdfs, resume=args.resume)
+    summary = model.summary()
+    (out / "training.json").write_text(json.dumps(summary, indent=1))
+    plots.loss_curve(model.history_, model.best_epoch_, out / "loss.png")
+    print(
+        f"training   {summary['epochs_run']} epochs, best {summary['best_epoch']}: train loss "
+        f"{summary['train_loss']:.4g}, validation loss {summary['validation_loss']:.4g} (standardised MSE)"
+    )
+    print(f"wrote      {checkpoint}, {out / 'loss.png'}, {out / 'training.json'}")
+    print(f"next       nanochart export {checkpoint} --out model.pt")
+
+
+def _export(args: argparse.Namespace) -> None:
+    from .training import ChartAutoencoder, load_checkpoint
+
+    metadata = load_checkpoint(args.checkpoint)["params"].get("metadata") or {}
+    missing = {"rdf", "elements", "n_atoms"} - metadata.keys()
+    if missing:
+        raise ValueError(f"{args.checkpoint} lacks {sorted(missing)}: train it with `nanochart train`")
+    model = ChartAutoencoder.from_checkpoint(args.checkpoint)
+    names = args.cv_names.split(",") if args.cv_names else None
+    path = model.export(
+        args.out,
+        rdf=metadata["rdf"],
+        elements=metadata["elements"],
+        n_atoms=metadata["n_atoms"],
+        cv_names=names,
+        data=metadata.get("data"),
+    )
+    print(
+        f"wrote      {path} (TorchScript encoder with nanochart.json; validation loss {model.best_loss_:.4g})"
+    )
+
+
+def _chart(args: argparse.Namespace) -> None:
+    from .chart import chart
+
+    result = chart(args.model, args.data, args.out, n_nearest=args.nearest)
+    sizes = ", ".join(f"{k}: {(result.families == k).sum()}" for k in range(len(result.centroids)))
+    print(f"families   {len(result.centroids)} (bandwidth {result.scan.chosen:.4g}); sizes {sizes}")
+    for name, path in result.outputs.items():
+        print(f"wrote      {name:14s} {path}")
+
+
+def _project(args: argparse.Namespace) -> None:
+    from .project import project
+
+    result = project(
+        args.model,
+        args.trajectory,
+        args.out,
+        quench_frames=args.quench,
+        chart_dir=args.chart,
+        timestep=args.timestep,
+        window=args.window,
+    )
+    print(f"frames     {len(result.time)} ({result.time[0]:.3f} to {result.time[-1]:.3f} ps)")
+    for name, path in result.outputs.items():
+        print(f"wrote      {name:14s} {path}")
+
+
+def _channels(text: str) -> tuple[int, ...]:
+    try:
+        channels = tuple(int(c) for c in text.split(","))
+    except ValueError:
+        channels = ()
+    if len(channels) != 5 or min(channels) < 1:
+        raise argparse.ArgumentTypeError(f"takes five comma-separated positive whole numbers, got {text!r}")
+    return channels
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .featurize import DEFAULT_BINS, DEFAULT_SIGMA
+
+    parser = argparse.ArgumentParser(
+        prog="nanochart", description="Chart nanocluster structures and bias MD on the chart."
+    )
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    train = verbs.add_parser("train", help="train the autoencoder on a data set file")
+    train.add_argument(
+        "data", help="ASE-readable file of structures of one cluster size (extxyz, xyz, dump, traj)"
+    )
+    train.add_argument("--out", required=True, help="output folder (checkpoint.pt, loss.png, training.json)")
+    train.add_argument("--n-cvs", type=int, default=3, help="latent size, the number of CVs (default 3)")
+    train.add_argument(
+        "--channels",
+        type=_channels,
+        default=(16, 32, 32, 64, 64),
+        help="channels of the five blocks, comma-separated (default 16,32,32,64,64)",
+    )
+    train.add_argument("--kernel-size", type=int, default=5, help="convolution kernel size (default 5)")
+    train.add_argument("--stride", type=int, default=2, help="convolution stride (default 2)")
+    train.add_argument("--epochs", type=int, default=300, help="at most this many epochs (default 300)")
+    train.add_argument(
+        "--patience", type=int, default=30, help="early stopping patience in epochs (default 30)"
+    )
+    train.add_argument("--batch-size", type=int, default=64)
+    train.add_argument("--learning-rate", type=float, default=1e-3)
+    train.add_argument("--validation-fraction", type=float, default=0.2)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1 ...")
+    train.add_argument(
+        "--sigma", type=float, default=DEFAULT_SIGMA, help=f"RDF Gaussian width, angstrom ({DEFAULT_SIGMA})"
+    )
+    train.add_argument("--n-bins", type=int, default=DEFAULT_BINS, help=f"RDF grid points ({DEFAULT_BINS})")
+    train.add_argument(
+        "--r-max", type=float, help="RDF grid end, angstrom (default: largest distance in the data + 6 sigma)"
+    )
+    train.add_argument(
+        "--no-cache", action="store_true", help="recompute the RDFs instead of reading the cache"
+    )
+    train.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    train.set_defaults(run=_train)
+
+    export = verbs.add_parser("export", help="write a trained encoder as a TorchScript model file")
+    export.add_argument("checkpoint", help="checkpoint.pt written by `nanochart train`")
+    export.add_argument("--out", required=True, help="model file to write (.pt)")
+    export.add_argument("--cv-names", help="comma-separated CV names (default cv1,cv2,...)")
+    export.set_defaults(run=_export)
+
+    chart = verbs.add_parser("chart", help="encode a data set and find structural families")
+    chart.add_argument("model", help="exported model file")
+    chart.add_argument("data", help="ASE-readable file of structures")
+    chart.add_argument("--out", required=True, help="output folder")
+    chart.add_argument(
+        "--nearest", type=int, default=50, help="structures kept nearest each centroid (default 50)"
+    )
+    chart.set_defaults(run=_chart)
+
+    project = verbs.add_parser("project", help="CV time series of a trajectory (PLUMED COLVAR format)")
+    project.add_argument("model", help="exported model file")
+    project.add_argument("trajectory", help="ASE-readable trajectory")
+    project.add_argument("--out", required=True, help="output folder (COLVAR, cvs_vs_time.png)")
+    project.add_argument("--quench", action="store_true", help="locally minimise each frame first (EMT)")
+    project.add_argument("--chart", help="chart folder of `nanochart chart`, to assign families")
+    project.add_argument(
+        "--timestep", type=float, default=1.0, help="ps between frames without a time (default 1)"
+    )
+    project.add_argument(
+        "--window", type=int, default=50, help="running-average window in frames (default 50)"
+    )
+    project.set_defaults(run=_project)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from ._core import ModelError
+
+    try:
+        args.run(args)
+    except (ValueError, FileNotFoundError, ModelError) as error:
+        print(f"nanochart {args.verb}: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

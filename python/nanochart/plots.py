@@ -1,0 +1,144 @@
+"""Figures: loss curves, charts, the mean-shift plateau, CV time series. PNG files, no display needed."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+#: Most categories named in a chart's legend.
+LEGEND_ENTRIES = 12
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: works on machines without a display
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def loss_curve(history: dict[str, list[float]], best_epoch: int, path: str | os.PathLike[str]) -> Path:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
+    epochs = np.arange(len(history["train"]))
+    ax.semilogy(epochs, history["train"], label="train")
+    ax.semilogy(epochs, history["validation"], label="validation")
+    ax.axvline(best_epoch, color="grey", ls="--", lw=1, label=f"best epoch {best_epoch}")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("reconstruction MSE (standardised RDF units)")
+    ax.set_title("autoencoder training")
+    ax.legend()
+    return _save(fig, path)
+
+
+def chart_3d(
+    cvs: np.ndarray,
+    categories: Sequence[str],
+    path: str | os.PathLike[str],
+    *,
+    title: str,
+    cv_names: Sequence[str] = ("cv1", "cv2", "cv3"),
+    centroids: np.ndarray | None = None,
+) -> Path:
+    """Scatter of the chart (first three CVs; 2D when there are two, 1D strip for one) by category."""
+    plt = _pyplot()
+    names = sorted(set(categories), key=_natural)
+    colours = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
+    dims = min(cvs.shape[1], 3)
+    fig = plt.figure(figsize=(7, 6), layout="constrained")
+    ax = fig.add_subplot(projection="3d") if dims == 3 else fig.add_subplot()
+    categories = np.asarray(categories)
+    # A legend of dozens of entries would crowd out the axes: name the largest categories only.
+    sizes = {name: int((categories == name).sum()) for name in names}
+    named = set(sorted(names, key=lambda n: -sizes[n])[:LEGEND_ENTRIES])
+    for i, name in enumerate(names):
+        chosen = cvs[categories == name]
+        label = f"{name} ({len(chosen)})" if name in named else None
+        ax.scatter(
+            *_axes_coordinates(chosen, dims), s=4, alpha=0.6, color=colours(i % colours.N), label=label
+        )
+    if len(names) > LEGEND_ENTRIES:
+        title = f"{title} ({len(names)} in all, the {LEGEND_ENTRIES} largest named)"
+    if centroids is not None:
+        ax.scatter(*_axes_coordinates(centroids, dims), s=80, marker="x", color="black", label="centroids")
+    ax.set_xlabel(cv_names[0])
+    if dims > 1:
+        ax.set_ylabel(cv_names[1])
+    if dims == 3:
+        ax.set_zlabel(cv_names[2])
+    ax.set_title(title)
+    legend = ax.legend(fontsize=8, loc="upper left")
+    for handle in legend.legend_handles:  # readable markers in the legend, whatever their size in the plot
+        handle.set_sizes([20])
+    return _save(fig, path)
+
+
+def _axes_coordinates(points: np.ndarray, dims: int) -> list[np.ndarray]:
+    """Scatter coordinates: the first `dims` CVs, or CV 1 against zero for a one-CV model."""
+    if dims == 1:
+        return [points[:, 0], np.zeros(len(points))]
+    return [points[:, d] for d in range(dims)]
+
+
+def plateau(
+    bandwidths: np.ndarray, n_clusters: np.ndarray, chosen: float, path: str | os.PathLike[str]
+) -> Path:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
+    ax.semilogx(bandwidths, n_clusters, "o-")
+    ax.axvline(chosen, color="grey", ls="--", lw=1, label=f"chosen bandwidth {chosen:.3g}")
+    ax.set_xlabel("mean-shift bandwidth (CV units)")
+    ax.set_ylabel("number of families")
+    ax.set_title("bandwidth scan: the widest plateau is chosen")
+    ax.legend()
+    return _save(fig, path)
+
+
+def time_series(
+    time: np.ndarray,
+    cvs: np.ndarray,
+    cv_names: Sequence[str],
+    window: int,
+    path: str | os.PathLike[str],
+    *,
+    time_unit: str = "ps",
+) -> Path:
+    plt = _pyplot()
+    fig, axes = plt.subplots(
+        cvs.shape[1], 1, figsize=(7, 2.2 * cvs.shape[1]), sharex=True, squeeze=False, layout="constrained"
+    )
+    for d, ax in enumerate(axes[:, 0]):
+        ax.plot(time, cvs[:, d], lw=0.6, alpha=0.5, label=cv_names[d])
+        ax.plot(time, running_average(cvs[:, d], window), lw=1.5, label=f"running average ({window} frames)")
+        ax.set_ylabel(cv_names[d])
+        ax.legend(fontsize=7, loc="upper right")
+    axes[-1, 0].set_xlabel(f"time ({time_unit})")
+    fig.suptitle("trajectory on the chart")
+    return _save(fig, path)
+
+
+def running_average(values: np.ndarray, window: int) -> np.ndarray:
+    """Centred running mean; shorter windows at the ends, so the output has the input's length."""
+    window = max(1, min(int(window), len(values)))
+    kernel = np.ones(window)
+    sums = np.convolve(values, kernel, mode="same")
+    counts = np.convolve(np.ones(len(values)), kernel, mode="same")
+    return sums / counts
+
+
+def _natural(name: str):
+    return (0, int(name)) if name.lstrip("-").isdigit() else (1, name)
+
+
+def _save(fig, path: str | os.PathLike[str]) -> Path:
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -1,0 +1,315 @@
+"""Training the autoencoder: a scikit-learn style estimator over RDF arrays.
+
+``ChartAutoencoder(...).fit(rdfs)`` learns the chart; ``transform(rdfs)`` gives the latent CVs;
+``export(path, ...)`` writes the TorchScript encoder with its metadata.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, TransformerMixin
+
+from .autoencoder import ConvAutoencoder
+from .encoder import ConvEncoder
+
+CHECKPOINT_VERSION = 1
+
+
+class ChartAutoencoder(TransformerMixin, BaseEstimator):
+    """Convolutional autoencoder that charts RDFs in ``n_cvs`` latent coordinates.
+
+    Defaults, chosen on our generated Au147 data: five blocks of 16-32-32-64-64 channels, kernel 5,
+    stride 2 (200 bins -> 7 x 64 features before the linear layer); enough capacity to rebuild the
+    RDFs of all motifs, and small enough to train on a CPU in minutes. Adam with learning rate 1e-3
+    and batches of 64; training stops when the validation loss has not improved for ``patience``
+    epochs, and the best epoch's weights are kept.
+
+    Parameters are stored as given (scikit-learn convention); fitted state ends in ``_``:
+    ``autoencoder_``, ``history_`` (train/validation loss per epoch), ``best_epoch_``,
+    ``n_bins_``, ``train_indices_``, ``validation_indices_``. ``metadata`` is stored in checkpoints
+    as given (the command line keeps the RDF settings, elements and cluster size there, so that a
+    checkpoint alone can be exported).
+    """
+
+    def __init__(
+        self,
+        n_cvs: int = 3,
+        channels: Sequence[int] = (16, 32, 32, 64, 64),
+        kernel_size: int = 5,
+        stride: int = 2,
+        epochs: int = 300,
+        batch_size: int = 64,
+        learning_rate: float = 1e-3,
+        patience: int = 30,
+        validation_fraction: float = 0.2,
+        seed: int = 0,
+        device: str = "cpu",
+        checkpoint: str | os.PathLike[str] | None = None,
+        progress: bool = True,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self.n_cvs = n_cvs
+        self.channels = channels
+        self.kernel_size = kernel_size
+        self.stride = stride
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.patience = patience
+        self.validation_fraction = validation_fraction
+        self.seed = seed
+        self.device = device
+        self.checkpoint = checkpoint
+        self.progress = progress
+        self.metadata = metadata
+
+    # -- fitting ---------------------------------------------------------------------------------
+
+    def fit(self, X: np.ndarray, y: Any = None, *, resume: bool = False) -> ChartAutoencoder:
+        """Train on RDFs ``X`` of shape (n_structures, n_bins). With ``resume`` and an existing
+        ``checkpoint`` file, training continues where that checkpoint stopped."""
+        from tqdm.auto import tqdm
+
+        X = self._check_rdfs(X, fitting=True)
+        if int(self.n_cvs) < 1:
+            raise ValueError(f"n_cvs (the latent size) must be at least 1, got {self.n_cvs}")
+        device = torch.device(self.device)
+        state = self._load_checkpoint() if resume and self._checkpoint_exists() else None
+        if state is None:
+            self._start(X)
+        else:
+            self._check_resumable(state, X)
+            self._restore(state)
+        data = torch.tensor(X, dtype=torch.float32, device=device)
+        train = data[torch.as_tensor(self.train_indices_, device=device)]
+        validation = data[torch.as_tensor(self.validation_indices_, device=device)]
+        model = self.autoencoder_.to(device)
+        optimizer = torch.optim.Adam(model.parameters(), lr=self.learning_rate)
+        if state is not None:
+            optimizer.load_state_dict(state["optimizer"])
+
+        start = len(self.history_["train"])
+        bar = tqdm(
+            range(start, self.epochs), desc="training", unit="epoch", disable=not self.progress, leave=False
+        )
+        for epoch in bar:
+            # The shuffle depends on (seed, epoch) only, so a resumed run repeats an uninterrupted one.
+            generator = torch.Generator().manual_seed(int(self.seed) * 1_000_003 + epoch)
+            train_loss = self._epoch(model, optimizer, train, generator, device)
+            validation_loss = self._loss(model, validation)
+            self.history_["train"].append(train_loss)
+            self.history_["validation"].append(validation_loss)
+            if validation_loss < self.best_loss_:
+                self.best_loss_, self.best_epoch_ = validation_loss, epoch
+                self._best_state = copy.deepcopy(model.state_dict())
+            bar.set_postfix(
+                train=f"{train_loss:.4g}", validation=f"{validation_loss:.4g}", best=self.best_epoch_
+            )
+            if self.checkpoint is not None:
+                self._save_checkpoint(optimizer)
+            if epoch - self.best_epoch_ >= self.patience:
+                break
+        bar.close()
+        model.load_state_dict(self._best_state)
+        self.autoencoder_ = model.cpu().double().eval()
+        self.stopped_epoch_ = len(self.history_["train"]) - 1
+        return self
+
+    def _start(self, X: np.ndarray) -> None:
+        torch.manual_seed(int(self.seed))
+        rng = np.random.default_rng(int(self.seed))
+        order = rng.permutation(len(X))
+        n_validation = max(1, round(self.validation_fraction * len(X)))
+        if n_validation >= len(X):
+            raise ValueError(f"{len(X)} structures are too few to keep {n_validation} for validation")
+        self.validation_indices_ = np.sort(order[:n_validation])
+        self.train_indices_ = np.sort(order[n_validation:])
+        self.n_bins_ = X.shape[1]
+        model = ConvAutoencoder(
+            self.n_bins_, int(self.n_cvs), tuple(self.channels), self.kernel_size, self.stride
+        )
+        model.encoder.set_input_scaling(torch.tensor(X[self.train_indices_], dtype=torch.float32))
+        self.autoencoder_ = model
+        self.history_ = {"train": [], "validation": []}
+        self.best_loss_, self.best_epoch_ = math.inf, -1
+        self._best_state = copy.deepcopy(model.state_dict())
+
+    def _epoch(self, model, optimizer, train: torch.Tensor, generator: torch.Generator, device) -> float:
+        model.train()
+        order = torch.randperm(len(train), generator=generator).to(device)
+        total = 0.0
+        # Drop a last batch of one: batch norm cannot train on a single sample.
+        batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        batches = [b for b in batches if len(b) > 1] or batches
+        for batch in batches:
+            g = train[batch]
+            _, rebuilt = model(g)
+            loss = torch.nn.functional.mse_loss(rebuilt, model.encoder.standardize(g))
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(batch)
+        return total / sum(len(b) for b in batches)
+
+    @staticmethod
+    def _loss(model, data: torch.Tensor) -> float:
+        model.eval()
+        with torch.no_grad():
+            _, rebuilt = model(data)
+            return float(torch.nn.functional.mse_loss(rebuilt, model.encoder.standardize(data)))
+
+    # -- using the fitted model ------------------------------------------------------------------
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        """Latent CVs (n_structures, n_cvs) of RDFs ``X``, in float64."""
+        X = self._check_rdfs(X)
+        with torch.no_grad():
+            return self.encoder_(torch.tensor(X, dtype=torch.float64)).numpy()
+
+    def reconstruction_error(self, X: np.ndarray) -> float:
+        """Mean squared error of the rebuilt, standardised RDFs (the training loss)."""
+        return self._loss(self.autoencoder_, torch.tensor(self._check_rdfs(X), dtype=torch.float64))
+
+    @property
+    def encoder_(self) -> ConvEncoder:
+        return self.autoencoder_.encoder
+
+    def summary(self) -> dict[str, Any]:
+        """Training settings and results, as stored in the exported model's metadata."""
+        return {
+            "n_structures": int(len(self.train_indices_) + len(self.validation_indices_)),
+            "n_train": len(self.train_indices_),
+            "n_validation": len(self.validation_indices_),
+            "best_epoch": int(self.best_epoch_),
+            "epochs_run": len(self.history_["train"]),
+            "train_loss": float(self.history_["train"][self.best_epoch_]),
+            "validation_loss": float(self.best_loss_),
+            "settings": {
+                k: (list(v) if isinstance(v, tuple) else v)
+                for k, v in self.get_params().items()
+                if k not in ("checkpoint", "progress", "metadata")
+            },
+        }
+
+    def export(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        rdf: dict[str, Any],
+        elements: Sequence[str],
+        n_atoms: int,
+        cv_names: Sequence[str] | None = None,
+        data: str | None = None,
+    ) -> Path:
+        """Write the encoder as TorchScript with its nanochart.json metadata (see export_model)."""
+        from .export import export_model
+
+        training = self.summary()
+        if data is not None:
+            training["data"] = data
+        return export_model(
+            copy.deepcopy(self.encoder_),
+            path,
+            rdf=rdf,
+            elements=elements,
+            n_atoms=n_atoms,
+            cv_names=cv_names,
+            training=training,
+        )
+
+    # -- checkpoints -----------------------------------------------------------------------------
+
+    def _checkpoint_exists(self) -> bool:
+        return self.checkpoint is not None and Path(self.checkpoint).is_file()
+
+    def _save_checkpoint(self, optimizer: torch.optim.Optimizer) -> None:
+        path = Path(self.checkpoint)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        state = {
+            "version": CHECKPOINT_VERSION,
+            "params": self.get_params(),
+            "model": self.autoencoder_.state_dict(),
+            "best_model": self._best_state,
+            "optimizer": optimizer.state_dict(),
+            "history": self.history_,
+            "best_loss": self.best_loss_,
+            "best_epoch": self.best_epoch_,
+            "n_bins": self.n_bins_,
+            "train_indices": self.train_indices_,
+            "validation_indices": self.validation_indices_,
+        }
+        partial = path.with_suffix(path.suffix + ".partial")
+        torch.save(state, partial)
+        partial.replace(path)  # an interrupted save never leaves a truncated checkpoint
+
+    def _load_checkpoint(self) -> dict[str, Any]:
+        return load_checkpoint(self.checkpoint)
+
+    @staticmethod
+    def _check_resumable(state: dict[str, Any], X: np.ndarray) -> None:
+        if state["n_bins"] != X.shape[1]:
+            raise ValueError(
+                f"the checkpoint was trained on {state['n_bins']} bins, the data have {X.shape[1]}"
+            )
+        n_structures = len(state["train_indices"]) + len(state["validation_indices"])
+        if n_structures != len(X):
+            raise ValueError(
+                f"the checkpoint was trained on {n_structures} structures, the data have {len(X)}: "
+                "resume with the same data set"
+            )
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        self.n_bins_ = state["n_bins"]
+        self.train_indices_ = np.asarray(state["train_indices"])
+        self.validation_indices_ = np.asarray(state["validation_indices"])
+        self.autoencoder_ = ConvAutoencoder(
+            self.n_bins_, int(self.n_cvs), tuple(self.channels), self.kernel_size, self.stride
+        )
+        self.autoencoder_.load_state_dict(state["model"])
+        self._best_state = state["best_model"]
+        self.history_ = state["history"]
+        self.best_loss_, self.best_epoch_ = state["best_loss"], state["best_epoch"]
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike[str]) -> ChartAutoencoder:
+        """The fitted estimator (best weights) saved in a training checkpoint."""
+        state = load_checkpoint(path)
+        model = cls(**{**state["params"], "checkpoint": path})
+        model._restore(state)
+        model.autoencoder_.load_state_dict(state["best_model"])
+        model.autoencoder_ = model.autoencoder_.double().eval()
+        model.stopped_epoch_ = len(model.history_["train"]) - 1
+        return model
+
+    def _check_rdfs(self, X: np.ndarray, fitting: bool = False) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2 or X.shape[0] == 0:
+            raise ValueError(f"RDFs must be an array of shape (n_structures, n_bins), got {X.shape}")
+        if not np.isfinite(X).all():
+            raise ValueError("the RDFs contain NaN or infinite values")
+        if not fitting and X.shape[1] != self.n_bins_:
+            raise ValueError(f"the model was trained on {self.n_bins_} bins, got {X.shape[1]}")
+        if fitting and X.shape[0] < 4:
+            raise ValueError(f"training needs at least 4 structures, got {X.shape[0]}")
+        return X
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no training checkpoint at {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:
+        raise ValueError(f"{path} is not a nanochart training checkpoint ({error})") from error
+    if not isinstance(state, dict) or state.get("version") != CHECKPOINT_VERSION:
+        raise ValueError(f"{path} is not a nanochart training checkpoint (version {CHECKPOINT_VERSION})")
+    return state

@@ -1,0 +1,292 @@
+"""Training, export, chart and projection (issue: train the autoencoder, chart, project)."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+from ase.cluster import Decahedron, Icosahedron, Octahedron
+from ase.io import write
+from sklearn.neighbors import KNeighborsClassifier
+
+import nanochart
+from conftest import RDF_SETTINGS
+from nanochart.chart import chart, find_families, scan_bandwidths
+from nanochart.featurize import RdfSettings, choose_settings, featurize, featurize_file, read_structures
+from nanochart.project import frame_times, project, quench
+from nanochart.training import ChartAutoencoder
+
+MOTIFS = {
+    "Ih": lambda: Icosahedron("Au", 4),
+    "Dh": lambda: Decahedron("Au", 4, 4, 0),
+    "fcc": lambda: Octahedron("Au", 7, 3),
+}
+
+
+def noisy_motifs(per_motif: int, seed: int = 0) -> list:
+    """147-atom gold motifs with thermal-like Gaussian displacements of 0.05-0.2 angstrom."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for label, build in MOTIFS.items():
+        for _ in range(per_motif):
+            atoms = build()
+            atoms.positions += rng.normal(scale=rng.uniform(0.05, 0.2), size=atoms.positions.shape)
+            atoms.info["label"] = label
+            frames.append(atoms)
+    return frames
+
+
+@pytest.fixture(scope="session")
+def motif_data() -> tuple[list, np.ndarray, RdfSettings]:
+    frames = noisy_motifs(80)
+    settings = choose_settings(frames)
+    return frames, featurize(frames, settings, progress=False), settings
+
+
+@pytest.fixture(scope="session")
+def trained(motif_data) -> ChartAutoencoder:
+    _, rdfs, _ = motif_data
+    return ChartAutoencoder(epochs=60, patience=60, seed=1, progress=False).fit(rdfs)
+
+
+def test_latent_space_separates_motifs(motif_data, trained) -> None:
+    frames, rdfs, _ = motif_data
+    labels = np.array([atoms.info["label"] for atoms in frames])
+    cvs = trained.transform(rdfs)
+    assert cvs.shape == (240, 3)
+    train, held_out = trained.train_indices_, trained.validation_indices_
+    knn = KNeighborsClassifier(n_neighbors=5).fit(cvs[train], labels[train])
+    accuracy = knn.score(cvs[held_out], labels[held_out])
+    assert accuracy >= 0.95, f"k-NN accuracy on held-out structures {accuracy:.3f}"
+    # It learned something: validation loss well below the loss of predicting the mean (1.0).
+    assert trained.best_loss_ < 0.5
+    assert trained.history_["validation"][trained.best_epoch_] == trained.best_loss_
+
+
+def test_fitted_state_and_sklearn_conventions(trained) -> None:
+    params = trained.get_params()
+    assert params["n_cvs"] == 3 and params["epochs"] == 60
+    fresh = ChartAutoencoder(**params)
+    assert not hasattr(fresh, "autoencoder_")  # the constructor only stores settings
+    assert len(set(trained.train_indices_) & set(trained.validation_indices_)) == 0
+    assert len(trained.train_indices_) + len(trained.validation_indices_) == 240
+
+
+def test_export_round_trip(tmp_path, motif_data, trained) -> None:
+    frames, rdfs, settings = motif_data
+    path = trained.export(tmp_path / "m.pt", rdf=settings.as_dict(), elements=["Au"], n_atoms=147)
+    with torch.no_grad():
+        eager = trained.encoder_(torch.tensor(rdfs)).numpy()
+        reloaded = torch.jit.load(str(path))(torch.tensor(rdfs)).numpy()
+    core = nanochart.CV(path).values(np.stack([a.positions for a in frames]))
+    np.testing.assert_allclose(reloaded, eager, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(core, eager, rtol=0, atol=1e-10)
+    meta = nanochart.read_metadata(path)
+    assert meta["training"]["validation_loss"] == pytest.approx(trained.best_loss_)
+    assert meta["rdf"]["r_max"] == settings.r_max
+
+
+def test_reloaded_model_reproduces_the_chart(tmp_path, motif_data, trained) -> None:
+    frames, _, settings = motif_data
+    data = tmp_path / "data.extxyz"
+    write(data, frames)
+    path = trained.export(tmp_path / "m.pt", rdf=settings.as_dict(), elements=["Au"], n_atoms=147)
+    result = chart(path, data, tmp_path / "chart", n_nearest=5, progress=False)
+    # Compare on the frames as read back (extxyz keeps 1e-8 angstrom).
+    expected = trained.transform(featurize(read_structures(data), settings, progress=False))
+    np.testing.assert_allclose(result.cvs, expected, rtol=0, atol=1e-10)
+    families, _ = find_families(expected, result.scan.chosen)
+    np.testing.assert_array_equal(result.families, families)
+    with open(result.outputs["chart_csv"]) as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 240 and set(rows[0]) == {"index", "cv1", "cv2", "cv3", "family", "label"}
+    assert result.scan.n_clusters.max() > result.scan.n_clusters.min() >= 1
+    for k in range(len(result.centroids)):
+        nearest = read_structures(tmp_path / "chart" / f"family_{k}_nearest.extxyz")
+        assert 1 <= len(nearest) <= 5 and all(a.info["family"] == k for a in nearest)
+    for png in ("chart_families.png", "chart_labels.png", "plateau.png"):
+        assert (tmp_path / "chart" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_resume_repeats_an_uninterrupted_run(tmp_path, motif_data) -> None:
+    _, rdfs, _ = motif_data
+    settings = {"epochs": 6, "patience": 100, "seed": 3, "progress": False, "channels": (4, 8, 8, 8, 8)}
+    whole = ChartAutoencoder(**settings).fit(rdfs)
+    checkpoint = tmp_path / "ck.pt"
+    ChartAutoencoder(**{**settings, "epochs": 4}, checkpoint=checkpoint).fit(rdfs)
+    resumed = ChartAutoencoder(**settings, checkpoint=checkpoint).fit(rdfs, resume=True)
+    np.testing.assert_allclose(resumed.history_["train"], whole.history_["train"], rtol=1e-10)
+    np.testing.assert_allclose(resumed.history_["validation"], whole.history_["validation"], rtol=1e-10)
+    np.testing.assert_allclose(resumed.transform(rdfs), whole.transform(rdfs), rtol=0, atol=1e-8)
+    loaded = ChartAutoencoder.from_checkpoint(checkpoint)
+    np.testing.assert_allclose(loaded.transform(rdfs), resumed.transform(rdfs), rtol=0, atol=1e-12)
+
+
+def test_featurisation_is_the_core_rdf_and_is_cached(tmp_path, motif_data) -> None:
+    frames, rdfs, settings = motif_data
+    one = nanochart.rdf(
+        frames[7].positions, **{k: getattr(settings, k) for k in ("r_min", "r_max", "n_bins", "sigma")}
+    )
+    np.testing.assert_allclose(rdfs[7], one, rtol=0, atol=1e-14 * one.max())
+    largest = max(np.ptp(a.positions, axis=0).max() for a in frames)
+    assert settings.r_max >= largest  # no pair falls off the grid
+    data = tmp_path / "d.extxyz"
+    write(data, frames[:20])
+    first, chosen, _ = featurize_file(data, cache_dir=tmp_path / "cache", progress=False)
+    cached = list((tmp_path / "cache").glob("d-*.npy"))
+    assert len(cached) == 1
+    again, _, _ = featurize_file(data, chosen, cache_dir=tmp_path / "cache", progress=False)
+    np.testing.assert_array_equal(again, first)
+    other = RdfSettings(0.0, chosen.r_max, 100, 0.15)
+    featurize_file(data, other, cache_dir=tmp_path / "cache", progress=False)
+    assert len(list((tmp_path / "cache").glob("d-*.npy"))) == 2  # keyed by settings
+
+
+def test_bad_data_sets(tmp_path) -> None:
+    empty = tmp_path / "empty.extxyz"
+    empty.write_text("")
+    with pytest.raises(ValueError, match=r"cannot read .*empty\.extxyz as a structure file .*Empty file"):
+        read_structures(empty)
+    garbage = tmp_path / "garbage.xyz"
+    garbage.write_text("this is\nnot a structure\n")
+    with pytest.raises(ValueError, match=r"cannot read .* as a structure file"):
+        read_structures(garbage)
+    with pytest.raises(FileNotFoundError, match="no data set file"):
+        read_structures(tmp_path / "missing.extxyz")
+    mixed = tmp_path / "mixed.extxyz"
+    write(mixed, [Icosahedron("Au", 4), Icosahedron("Au", 3)])
+    with pytest.raises(ValueError, match="mixes cluster sizes: frame 0 has 147 atoms, frame 1 has 55"):
+        read_structures(mixed)
+    nan = Icosahedron("Au", 3)
+    nan.positions[4, 2] = np.nan
+    with pytest.raises(ValueError, match="frame 0, atom 4 has a NaN"):
+        featurize([nan], RdfSettings(**RDF_SETTINGS), progress=False)
+
+
+def test_bad_training_input(motif_data) -> None:
+    _, rdfs, _ = motif_data
+    with pytest.raises(ValueError, match=r"n_cvs \(the latent size\) must be at least 1, got 0"):
+        ChartAutoencoder(n_cvs=0, epochs=1, progress=False).fit(rdfs)
+    with pytest.raises(ValueError, match="NaN"):
+        ChartAutoencoder(epochs=1, progress=False).fit(np.full((10, 200), np.nan))
+    with pytest.raises(ValueError, match="shape"):
+        ChartAutoencoder(epochs=1, progress=False).fit(rdfs[0])
+
+
+def test_projection_writes_colvar_with_families(tmp_path, motif_data, trained) -> None:
+    frames, _, settings = motif_data
+    traj = [atoms.copy() for atoms in frames[::12]]
+    for i, atoms in enumerate(traj):
+        atoms.info["time"] = 0.25 * i
+    write(tmp_path / "traj.extxyz", traj)
+    write(tmp_path / "data.extxyz", frames)
+    model = trained.export(tmp_path / "m.pt", rdf=settings.as_dict(), elements=["Au"], n_atoms=147)
+    charted = chart(model, tmp_path / "data.extxyz", tmp_path / "chart", progress=False)
+    result = project(
+        model,
+        tmp_path / "traj.extxyz",
+        tmp_path / "proj",
+        chart_dir=tmp_path / "chart",
+        window=3,
+        progress=False,
+    )
+    lines = (tmp_path / "proj" / "COLVAR").read_text().splitlines()
+    assert lines[0] == "#! FIELDS time cv1 cv2 cv3 family"
+    table = np.loadtxt(tmp_path / "proj" / "COLVAR")
+    np.testing.assert_allclose(table[:, 0], 0.25 * np.arange(len(traj)))
+    np.testing.assert_allclose(table[:, 1:4], result.cvs, atol=1e-9)
+    expected_families = charted.families[::12]
+    np.testing.assert_array_equal(table[:, 4].astype(int), expected_families)
+    assert frame_times([*traj[:2], frames[0]], 2.0).tolist() == [0.0, 2.0, 4.0]  # no time on all frames
+
+
+def test_quench_relaxes_a_distorted_cluster() -> None:
+    from ase.calculators.emt import EMT
+
+    atoms = Icosahedron("Cu", 3)
+    atoms.positions += np.random.default_rng(0).normal(scale=0.1, size=atoms.positions.shape)
+    (relaxed,) = quench([atoms], fmax=0.05, progress=False)
+    relaxed.calc = EMT()
+    assert np.abs(relaxed.get_forces()).max() < 0.05
+    atoms.calc = EMT()
+    assert relaxed.get_potential_energy() < atoms.get_potential_energy()
+
+
+def test_bandwidth_scan_finds_separated_groups() -> None:
+    rng = np.random.default_rng(0)
+    centres = np.array([[0, 0, 0], [5, 0, 0], [0, 5, 0], [0, 0, 5]], dtype=float)
+    points = np.concatenate([c + 0.3 * rng.normal(size=(100, 3)) for c in centres])
+    scan = scan_bandwidths(points)
+    families, centroids = find_families(points, scan.chosen)
+    assert len(centroids) == 4
+    assert sorted(np.bincount(families)) == [100, 100, 100, 100]
+
+
+@pytest.mark.slow
+def test_command_line_end_to_end(tmp_path, motif_data, capsys, monkeypatch) -> None:
+    from nanochart.cli import main
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+    frames, _, _ = motif_data
+    write(tmp_path / "data.extxyz", frames[::4])
+    write(tmp_path / "traj.extxyz", frames[::20])
+    run = tmp_path / "run"
+    assert main(["train", str(tmp_path / "data.extxyz"), "--out", str(run), "--epochs", "8"]) == 0
+    assert (
+        (run / "checkpoint.pt").is_file()
+        and (run / "loss.png").is_file()
+        and (run / "training.json").is_file()
+    )
+    assert (
+        main(["train", str(tmp_path / "data.extxyz"), "--out", str(run), "--epochs", "10", "--resume"]) == 0
+    )
+    assert (
+        main(["export", str(run / "checkpoint.pt"), "--out", str(tmp_path / "m.pt"), "--cv-names", "a,b,c"])
+        == 0
+    )
+    assert nanochart.CV(tmp_path / "m.pt").cv_names == ["a", "b", "c"]
+    assert (
+        main(["chart", str(tmp_path / "m.pt"), str(tmp_path / "data.extxyz"), "--out", str(tmp_path / "c")])
+        == 0
+    )
+    assert (
+        main(
+            [
+                "project",
+                str(tmp_path / "m.pt"),
+                str(tmp_path / "traj.extxyz"),
+                "--out",
+                str(tmp_path / "p"),
+                "--chart",
+                str(tmp_path / "c"),
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "validation loss" in out and "families" in out and "COLVAR" in out
+    assert list((tmp_path / "cache" / "nanochart").glob("data-*.npy"))  # RDFs cached where told
+    # Errors are one line on stderr and exit status 2, not a traceback.
+    assert (
+        main(
+            ["chart", str(tmp_path / "nope.pt"), str(tmp_path / "data.extxyz"), "--out", str(tmp_path / "x")]
+        )
+        == 2
+    )
+    assert "nanochart chart: error: cannot open model file" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "project",
+                str(tmp_path / "m.pt"),
+                str(tmp_path / "missing.extxyz"),
+                "--out",
+                str(tmp_path / "y"),
+            ]
+        )
+        == 2
+    )
+    assert "no data set file" in capsys.readouterr().err
