@@ -118,6 +118,28 @@ def _channels(text: str) -> tuple[int, ...]:
     return channels
 
 
+def _plugin(args: argparse.Namespace) -> None:
+    from .plumed import build_plugin, find_plumed, plugin_path
+
+    plumed = find_plumed()
+    if args.build:
+        if plumed is None:
+            raise FileNotFoundError("no PLUMED found: put `plumed` on PATH or set PLUMED_KERNEL, then rerun")
+        print(
+            f"building   the RDF_ENCODER plugin against PLUMED {plumed.version} ({plumed.root})",
+            file=sys.stderr,
+        )
+        print(build_plugin(plumed, verbose=args.verbose))
+        return
+    path = plugin_path()
+    if path is None:
+        where = f"PLUMED {plumed.version} at {plumed.root}" if plumed else "no PLUMED (put `plumed` on PATH)"
+        raise FileNotFoundError(
+            f"the RDF_ENCODER plugin is not built; found {where}; run `nanochart plugin --build`"
+        )
+    print(path)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .featurize import DEFAULT_BINS, DEFAULT_SIGMA
 
@@ -190,6 +212,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--window", type=int, default=50, help="running-average window in frames (default 50)"
     )
     project.set_defaults(run=_project)
+
+    plugin = verbs.add_parser(
+        "plugin", help="print the path of the PLUMED plugin (LOAD FILE=...), or build it"
+    )
+    plugin.add_argument("--build", action="store_true", help="build it against the PLUMED found on PATH")
+    plugin.add_argument("--verbose", action="store_true", help="show the compiler output")
+    plugin.set_defaults(run=_plugin)
     return parser
 
 

@@ -1,0 +1,205 @@
+// RDF_ENCODER: the nanochart CV as a PLUMED action, a thin adapter over the C++ core (cpp/).
+// Built as a shared library that PLUMED's LOAD action loads; see plumed_cv/README.md.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/ActionAtomistic.h"
+#include "core/ActionRegister.h"
+#include "core/ActionWithValue.h"
+#include "core/PlumedMain.h"
+#include "nanochart/cv.h"
+#include "nanochart/error.h"
+#include "tools/Communicator.h"
+#include "tools/Pbc.h"
+#include "tools/Units.h"
+#if NANOCHART_PLUMED_VERSION < 210
+#include "core/Atoms.h"
+#endif
+
+namespace PLMD {
+namespace nanochart_cv {
+
+//+PLUMEDOC COLVAR RDF_ENCODER
+/*
+Chart coordinates of a metal nanocluster: a nanochart encoder applied to its Gaussian-smeared RDF.
+
+The group's pair distances r_ij are smeared into the radial distribution function
+
+\f[
+g_k = \frac{1}{P} \sum_{i<j} \frac{1}{\sigma\sqrt{2\pi}} e^{-(r_k - r_{ij})^2 / 2\sigma^2},
+\qquad k = 0 \dots M-1,
+\f]
+
+on the grid, width \f$\sigma\f$ and truncation stored in the model file, and the TorchScript encoder of the
+model maps \f$g\f$ to the CVs, one component per CV named as in the model (default cv1, cv2, ...). Forces go
+back with one vector-Jacobian product through the encoder and the analytic RDF derivatives, virial
+included, so the CV can drive metadynamics, umbrella sampling and NPT runs. PLUMED's length unit is
+converted to the model's (angstrom for nanochart's models) automatically.
+
+Models come from `nanochart export` (Python); the metadata inside the file carries the RDF settings, so
+the input needs only MODEL and the atoms. Using a model on a cluster size other than the one it was
+trained on is allowed but logged as a warning. With MPI, the pair loops are split over PLUMED's ranks.
+
+\par Examples
+
+Well-tempered metadynamics on the first two chart coordinates of a 147-atom gold cluster:
+
+\plumedfile
+LOAD FILE=/path/to/libnanochart_plumed.so
+cv: RDF_ENCODER MODEL=au147.pt GROUP=1-147 NOPBC
+METAD ARG=cv.cv1,cv.cv2 SIGMA=0.05,0.05 HEIGHT=1 PACE=200 BIASFACTOR=20 TEMP=400
+PRINT ARG=cv.* STRIDE=100 FILE=COLVAR
+\endplumedfile
+
+*/
+//+ENDPLUMEDOC
+
+class RdfEncoder : public ActionAtomistic, public ActionWithValue {
+ public:
+  static void registerKeywords(Keywords& keys);
+  explicit RdfEncoder(const ActionOptions& options);
+
+  // Atom derivatives (3 per atom) and the 9 virial entries, as setForcesOnAtoms expects.
+  unsigned getNumberOfDerivatives() override { return 3 * getNumberOfAtoms() + 9; }
+  void calculate() override;
+  void apply() override;
+
+ private:
+  std::unique_ptr<::nanochart::CollectiveVariable> cv_;
+  bool nopbc_ = false;
+  double to_model_length_ = 1.0;  // model length units per PLUMED length unit
+  std::vector<double> positions_, values_, dV_ds_, forces_, virial_;
+};
+
+PLUMED_REGISTER_ACTION(RdfEncoder, "RDF_ENCODER")
+
+void RdfEncoder::registerKeywords(Keywords& keys) {
+  Action::registerKeywords(keys);
+  ActionAtomistic::registerKeywords(keys);
+  ActionWithValue::registerKeywords(keys);
+  keys.add("compulsory", "MODEL", "the model file written by nanochart export (TorchScript with nanochart.json)");
+  keys.add("atoms", "GROUP", "the atoms of the cluster");
+  keys.add("atoms", "ATOMS", "the atoms of the cluster (same as GROUP)");
+  keys.addFlag("NOPBC", false, "ignore the periodic box: distances as they are (a cluster in vacuum)");
+  keys.add("compulsory", "NUM_THREADS", "1", "libtorch threads for the pair loops and the encoder");
+  keys.addFlag("SERIAL", false, "do not split the pair loops over MPI ranks");
+  keys.setComponentsIntroduction(
+      "The names of the components in this action are customized: they are the CV names stored in the model "
+      "(cv1, cv2, ... unless the model names them otherwise). Components are not periodic.");
+}
+
+RdfEncoder::RdfEncoder(const ActionOptions& options)
+    : Action(options), ActionAtomistic(options), ActionWithValue(options) {
+  std::string model;
+  parse("MODEL", model);
+  std::vector<AtomNumber> atoms;
+  parseAtomList("GROUP", atoms);
+  if (atoms.empty()) parseAtomList("ATOMS", atoms);
+  parseFlag("NOPBC", nopbc_);
+  int threads = 1;
+  parse("NUM_THREADS", threads);
+  bool serial = false;
+  parseFlag("SERIAL", serial);
+  checkRead();
+  if (atoms.size() < 2) {
+    error("RDF_ENCODER needs at least 2 atoms in GROUP (or ATOMS), got " + std::to_string(atoms.size()));
+  }
+
+  ::nanochart::CvOptions cv_options;
+  cv_options.num_threads = threads;
+  if (!serial && comm.Get_size() > 1) {
+    cv_options.partition = {comm.Get_rank(), comm.Get_size()};
+    cv_options.sum_over_ranks = [this](double* data, size_t count) { comm.Sum(data, count); };
+  }
+  try {
+    cv_ = std::make_unique<::nanochart::CollectiveVariable>(model, cv_options);
+  } catch (const ::nanochart::Error& e) {
+    error(std::string("cannot use the model: ") + e.what());
+  }
+
+  const auto& meta = cv_->metadata();
+#if NANOCHART_PLUMED_VERSION < 210
+  const Units& units = plumed.getAtoms().getUnits();
+#else
+  const Units& units = getUnits();
+#endif
+  to_model_length_ = units.getLength() / meta.length_unit_in_nm();
+  log.printf("  model %s: %zu CVs, trained on %ld atoms of", model.c_str(), meta.cv_names.size(),
+             static_cast<long>(meta.n_atoms));
+  for (const auto& element : meta.elements) log.printf(" %s", element.c_str());
+  log.printf("\n  RDF r = %g..%g %s, %ld bins, sigma %g, kernels cut at %g sigma\n", meta.rdf.r_min, meta.rdf.r_max,
+             meta.length_unit.c_str(), static_cast<long>(meta.rdf.n_bins), meta.rdf.sigma, meta.rdf.cutoff_sigmas);
+  log.printf("  %zu atoms; PLUMED lengths times %g give %s; %s; %d libtorch thread(s)", atoms.size(), to_model_length_,
+             meta.length_unit.c_str(), nopbc_ ? "no periodic boundaries" : "minimum image", threads);
+  if (cv_options.partition.size > 1) log.printf("; pairs split over %d MPI ranks", cv_options.partition.size);
+  log.printf("\n");
+  if (static_cast<int64_t>(atoms.size()) != meta.n_atoms) {
+    warning("the model was trained on clusters of " + std::to_string(meta.n_atoms) + " atoms; this group has " +
+            std::to_string(atoms.size()) + ": its CVs are extrapolated");
+  }
+  for (const auto& name : meta.cv_names) {
+    addComponent(name);
+    componentIsNotPeriodic(name);
+  }
+  requestAtoms(atoms);
+  const size_t n = atoms.size();
+  positions_.resize(3 * n);
+  forces_.resize(3 * n);
+  values_.resize(meta.cv_names.size());
+  dV_ds_.resize(meta.cv_names.size());
+  virial_.resize(9);
+}
+
+void RdfEncoder::calculate() {
+  const auto& positions = getPositions();
+  for (size_t i = 0; i < positions.size(); ++i) {
+    for (int a = 0; a < 3; ++a) positions_[3 * i + a] = positions[i][a] * to_model_length_;
+  }
+  ::nanochart::Box box;
+  if (!nopbc_ && getPbc().isSet()) {
+    const Tensor& cell = getPbc().getBox();
+    std::array<double, 9> rows{};
+    for (int i = 0; i < 3; ++i) {
+      for (int j = 0; j < 3; ++j) rows[3 * i + j] = cell(i, j) * to_model_length_;
+    }
+    try {
+      box = ::nanochart::Box(rows);
+    } catch (const ::nanochart::Error& e) {
+      error(e.what());
+    }
+  }
+  try {
+    // Records the encoder graph: apply() may need one backward pass on these positions.
+    cv_->calculate(positions_.data(), static_cast<int64_t>(positions.size()), box, values_.data(), true);
+  } catch (const ::nanochart::Error& e) {
+    error(e.what());
+  }
+  for (unsigned d = 0; d < values_.size(); ++d) getPntrToComponent(d)->set(values_[d]);
+}
+
+void RdfEncoder::apply() {
+  bool any = false;
+  for (unsigned d = 0; d < values_.size(); ++d) {
+    Value* value = getPntrToComponent(d);
+    // PLUMED's force on a value is -dV/ds.
+    dV_ds_[d] = value->forcesWereAdded() ? -value->getForce() : 0.0;
+    any = any || value->forcesWereAdded();
+  }
+  if (!any) return;
+  try {
+    cv_->apply_bias(dV_ds_.data(), forces_.data(), virial_.data());
+  } catch (const ::nanochart::Error& e) {
+    error(e.what());
+  }
+  // Forces are per model length unit: per PLUMED length unit they are to_model_length_ times
+  // larger. The virial, dV/d(strain), is an energy and needs no conversion.
+  std::vector<double> derivatives(forces_.size() + 9);
+  for (size_t i = 0; i < forces_.size(); ++i) derivatives[i] = forces_[i] * to_model_length_;
+  for (int a = 0; a < 9; ++a) derivatives[forces_.size() + a] = virial_[a];
+  unsigned index = 0;
+  setForcesOnAtoms(derivatives, index);
+}
+
+}  // namespace nanochart_cv
+}  // namespace PLMD
