@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "nanochart/error.h"
+#include "python_lock.h"
 
 namespace nanochart {
 namespace {
@@ -153,6 +154,7 @@ void Encoder::vjp(const double* dV_ds, double* dV_dg, bool keep_graph) {
   torch::AutoGradMode grad_mode(true);
   torch::Tensor weights = blob(dV_ds, 1, impl_->n_cvs).clone();
   std::vector<torch::Tensor> grads;
+  PythonLockRelease no_python_lock;
   try {
     grads = torch::autograd::grad({impl_->recorded_output}, {impl_->recorded_input}, {weights},
                                   /*retain_graph=*/keep_graph, /*create_graph=*/false, /*allow_unused=*/true);

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .encoder import ConvEncoder, conv_lengths
+from .encoder import ConvEncoder, activation_layer, conv_lengths
 
 
 class ConvDecoder(nn.Module):
@@ -15,12 +15,18 @@ class ConvDecoder(nn.Module):
 
     It mirrors :class:`ConvEncoder`: the same channels in reverse, and output paddings chosen so
     that every block restores the exact length the matching convolution consumed. The first four
-    blocks are (ConvTranspose1d, ReLU, BatchNorm1d); the last is a bare ConvTranspose1d to one
+    blocks are (ConvTranspose1d, activation, BatchNorm1d); the last is a bare ConvTranspose1d to one
     channel, so the output can take any sign (it rebuilds standardised RDFs).
     """
 
     def __init__(
-        self, n_bins: int, n_cvs: int, channels: Sequence[int], kernel_size: int, stride: int
+        self,
+        n_bins: int,
+        n_cvs: int,
+        channels: Sequence[int],
+        kernel_size: int,
+        stride: int,
+        activation: str = "relu",
     ) -> None:
         super().__init__()
         lengths = conv_lengths(n_bins, kernel_size, stride, len(channels))
@@ -41,7 +47,7 @@ class ConvDecoder(nn.Module):
             )
             blocks.append(conv)
             if level > 1:
-                blocks += [nn.ReLU(), nn.BatchNorm1d(widths[level - 1])]
+                blocks += [activation_layer(activation), nn.BatchNorm1d(widths[level - 1])]
         self.blocks = nn.Sequential(*blocks)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -59,10 +65,11 @@ class ConvAutoencoder(nn.Module):
         channels: Sequence[int] = (16, 32, 32, 64, 64),
         kernel_size: int = 5,
         stride: int = 2,
+        activation: str = "relu",
     ) -> None:
         super().__init__()
-        self.encoder = ConvEncoder(n_bins, n_cvs, channels, kernel_size, stride)
-        self.decoder = ConvDecoder(n_bins, n_cvs, channels, kernel_size, stride)
+        self.encoder = ConvEncoder(n_bins, n_cvs, channels, kernel_size, stride, activation)
+        self.decoder = ConvDecoder(n_bins, n_cvs, channels, kernel_size, stride, activation)
 
     def forward(self, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Returns (latent CVs, reconstruction of ``encoder.standardize(g)``)."""

@@ -32,6 +32,7 @@ def _train(args: argparse.Namespace) -> None:
         channels=args.channels,
         kernel_size=args.kernel_size,
         stride=args.stride,
+        activation=args.activation,
         epochs=args.epochs,
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
@@ -118,6 +119,42 @@ def _channels(text: str) -> tuple[int, ...]:
     return channels
 
 
+def _md(args: argparse.Namespace) -> None:
+    from .featurize import read_structures
+    from .md import run_md
+    from .plumed import plugin_path
+
+    atoms = read_structures(args.structure)[args.frame]
+    text = None
+    if args.plumed is not None:
+        text = Path(args.plumed).read_text()
+        if "RDF_ENCODER" in text and "LOAD" not in text:
+            plugin = plugin_path()
+            if plugin is None:
+                raise FileNotFoundError(
+                    "the input uses RDF_ENCODER but the plugin is not built: nanochart plugin --build"
+                )
+            text = f"LOAD FILE={plugin}\n{text}"
+    result = run_md(
+        atoms,
+        text,
+        args.out,
+        steps=args.steps,
+        temperature=args.temperature,
+        timestep=args.timestep / 1000.0,
+        thermostat=args.thermostat,
+        seed=args.seed,
+        dump_every=args.dump_every,
+    )
+    drift = abs(result.total[-1] - result.total[0])
+    print(
+        f"MD         {args.steps} steps of {args.timestep} fs, {args.thermostat} at {args.temperature} K; "
+        f"final T {result.temperature[-1]:.0f} K, bias {result.bias[-1]:.4g} eV, |E_end - E_0| {drift:.3g} eV"
+    )
+    for name, path in result.outputs.items():
+        print(f"wrote      {name:14s} {path}")
+
+
 def _plugin(args: argparse.Namespace) -> None:
     from .plumed import build_plugin, find_plumed, plugin_path
 
@@ -162,6 +199,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--kernel-size", type=int, default=5, help="convolution kernel size (default 5)")
     train.add_argument("--stride", type=int, default=2, help="convolution stride (default 2)")
+    train.add_argument(
+        "--activation",
+        choices=["relu", "silu", "softplus"],
+        default="relu",
+        help="relu as in the paper (default); silu or softplus give smooth bias forces for MD",
+    )
     train.add_argument("--epochs", type=int, default=300, help="at most this many epochs (default 300)")
     train.add_argument(
         "--patience", type=int, default=30, help="early stopping patience in epochs (default 30)"
@@ -228,7 +271,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         args.run(args)
-    except (ValueError, FileNotFoundError, ModelError) as error:
+    except (ValueError, FileNotFoundError, ModelError, RuntimeError, ImportError) as error:
         print(f"nanochart {args.verb}: error: {error}", file=sys.stderr)
         return 2
     return 0

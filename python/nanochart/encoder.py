@@ -16,8 +16,22 @@ def conv_lengths(n_bins: int, kernel_size: int, stride: int, blocks: int = 5) ->
     return lengths
 
 
+#: Activations between convolutions. ReLU is the paper's; its kinks make the bias force
+#: discontinuous in slope, so NVE energy errors do not shrink with the time step (see README):
+#: for biasing MD prefer a smooth one.
+ACTIVATIONS = {"relu": nn.ReLU, "silu": nn.SiLU, "softplus": nn.Softplus}
+
+
+def activation_layer(name: str) -> nn.Module:
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}: choose one of {', '.join(ACTIVATIONS)}")
+    return ACTIVATIONS[name]()
+
+
 class ConvEncoder(nn.Module):
-    """Five (Conv1d, ReLU, BatchNorm1d) blocks, flatten, then a linear layer to ``n_cvs``.
+    """Five (Conv1d, activation, BatchNorm1d) blocks, flatten, then a linear layer to ``n_cvs``.
+
+    The activation is ReLU as in the paper unless ``activation`` says "silu" or "softplus".
 
     The input is a batch of raw RDFs ``[B, n_bins]``; the per-bin standardisation fitted on the
     training set is stored in the buffers ``input_mean`` and ``input_scale``, so the exported
@@ -31,6 +45,7 @@ class ConvEncoder(nn.Module):
         channels: Sequence[int] = (16, 32, 32, 64, 64),
         kernel_size: int = 5,
         stride: int = 2,
+        activation: str = "relu",
     ) -> None:
         super().__init__()
         if n_cvs < 1:
@@ -47,7 +62,7 @@ class ConvEncoder(nn.Module):
         for out_channels in channels:
             blocks += [
                 nn.Conv1d(in_channels, out_channels, kernel_size, stride=stride, padding=kernel_size // 2),
-                nn.ReLU(),
+                activation_layer(activation),
                 nn.BatchNorm1d(out_channels),
             ]
             in_channels = out_channels

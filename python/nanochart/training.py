@@ -45,6 +45,7 @@ class ChartAutoencoder(TransformerMixin, BaseEstimator):
         channels: Sequence[int] = (16, 32, 32, 64, 64),
         kernel_size: int = 5,
         stride: int = 2,
+        activation: str = "relu",
         epochs: int = 300,
         batch_size: int = 64,
         learning_rate: float = 1e-3,
@@ -60,6 +61,7 @@ class ChartAutoencoder(TransformerMixin, BaseEstimator):
         self.channels = channels
         self.kernel_size = kernel_size
         self.stride = stride
+        self.activation = activation
         self.epochs = epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
@@ -133,14 +135,22 @@ class ChartAutoencoder(TransformerMixin, BaseEstimator):
         self.validation_indices_ = np.sort(order[:n_validation])
         self.train_indices_ = np.sort(order[n_validation:])
         self.n_bins_ = X.shape[1]
-        model = ConvAutoencoder(
-            self.n_bins_, int(self.n_cvs), tuple(self.channels), self.kernel_size, self.stride
-        )
+        model = self._new_autoencoder()
         model.encoder.set_input_scaling(torch.tensor(X[self.train_indices_], dtype=torch.float32))
         self.autoencoder_ = model
         self.history_ = {"train": [], "validation": []}
         self.best_loss_, self.best_epoch_ = math.inf, -1
         self._best_state = copy.deepcopy(model.state_dict())
+
+    def _new_autoencoder(self) -> ConvAutoencoder:
+        return ConvAutoencoder(
+            self.n_bins_,
+            int(self.n_cvs),
+            tuple(self.channels),
+            self.kernel_size,
+            self.stride,
+            self.activation,
+        )
 
     def _epoch(self, model, optimizer, train: torch.Tensor, generator: torch.Generator, device) -> float:
         model.train()
@@ -270,9 +280,7 @@ class ChartAutoencoder(TransformerMixin, BaseEstimator):
         self.n_bins_ = state["n_bins"]
         self.train_indices_ = np.asarray(state["train_indices"])
         self.validation_indices_ = np.asarray(state["validation_indices"])
-        self.autoencoder_ = ConvAutoencoder(
-            self.n_bins_, int(self.n_cvs), tuple(self.channels), self.kernel_size, self.stride
-        )
+        self.autoencoder_ = self._new_autoencoder()
         self.autoencoder_.load_state_dict(state["model"])
         self._best_state = state["best_model"]
         self.history_ = state["history"]

