@@ -137,7 +137,9 @@ def featurize(
     boxes = [np.asarray(atoms.cell, dtype=np.float64) if atoms.pbc.all() else None for atoms in frames]
     out = np.empty((len(frames), settings.n_bins))
     args = (settings.r_min, settings.r_max, settings.n_bins, settings.sigma, settings.cutoff_sigmas)
-    with tqdm(total=len(frames), desc="RDFs", unit="structure", disable=not progress, leave=False) as bar:
+    with tqdm(
+        total=len(frames), desc="RDFs", unit="structure", disable=None if progress else True, leave=False
+    ) as bar:
         for box, indices in _group_by_box(boxes).items():
             cell = None if box is None else np.frombuffer(box).reshape(3, 3)
             for start in range(0, len(indices), BATCH):
@@ -215,7 +217,9 @@ def encode_frames(cv, frames: Sequence[Atoms], *, progress: bool = True) -> np.n
     positions = positions_of(frames)
     boxes = [np.asarray(atoms.cell, dtype=np.float64) if atoms.pbc.all() else None for atoms in frames]
     out = np.empty((len(frames), cv.n_cvs))
-    with tqdm(total=len(frames), desc="CVs", unit="structure", disable=not progress, leave=False) as bar:
+    with tqdm(
+        total=len(frames), desc="CVs", unit="structure", disable=None if progress else True, leave=False
+    ) as bar:
         for box, indices in _group_by_box(boxes).items():
             cell = None if box is None else np.frombuffer(box).reshape(3, 3)
             for start in range(0, len(indices), BATCH):

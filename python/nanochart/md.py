@@ -256,7 +256,7 @@ def run_md(
         )
 
     record()
-    with tqdm(total=steps, desc="MD", unit="step", disable=not progress, leave=False) as bar:
+    with tqdm(total=steps, desc="MD", unit="step", disable=None if progress else True, leave=False) as bar:
         done = 0
         while done < steps:
             chunk = min(thermo_every, steps - done)

@@ -12,7 +12,8 @@ import numpy as np
 LEGEND_ENTRIES = 12
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot with the Agg backend: figures go to files, no display needed."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only: works on machines without a display
@@ -22,7 +23,7 @@ def _pyplot():
 
 
 def loss_curve(history: dict[str, list[float]], best_epoch: int, path: str | os.PathLike[str]) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
     epochs = np.arange(len(history["train"]))
     ax.semilogy(epochs, history["train"], label="train")
@@ -45,7 +46,7 @@ def chart_3d(
     centroids: np.ndarray | None = None,
 ) -> Path:
     """Scatter of the chart (first three CVs; 2D when there are two, 1D strip for one) by category."""
-    plt = _pyplot()
+    plt = pyplot()
     names = sorted(set(categories), key=_natural)
     colours = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
     dims = min(cvs.shape[1], 3)
@@ -87,7 +88,7 @@ def _axes_coordinates(points: np.ndarray, dims: int) -> list[np.ndarray]:
 def plateau(
     bandwidths: np.ndarray, n_clusters: np.ndarray, chosen: float, path: str | os.PathLike[str]
 ) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
     ax.semilogx(bandwidths, n_clusters, "o-")
     ax.axvline(chosen, color="grey", ls="--", lw=1, label=f"chosen bandwidth {chosen:.3g}")
@@ -107,7 +108,7 @@ def time_series(
     *,
     time_unit: str = "ps",
 ) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(
         cvs.shape[1], 1, figsize=(7, 2.2 * cvs.shape[1]), sharex=True, squeeze=False, layout="constrained"
     )

@@ -35,7 +35,7 @@ def quench(
     from tqdm.auto import tqdm
 
     quenched = []
-    for atoms in tqdm(frames, desc="quench", unit="frame", disable=not progress, leave=False):
+    for atoms in tqdm(frames, desc="quench", unit="frame", disable=None if progress else True, leave=False):
         atoms = atoms.copy()
         atoms.calc = EMT()
         FIRE(atoms, logfile=None).run(fmax=fmax, steps=steps)

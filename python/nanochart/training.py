@@ -100,7 +100,11 @@ class ChartAutoencoder(TransformerMixin, BaseEstimator):
 
         start = len(self.history_["train"])
         bar = tqdm(
-            range(start, self.epochs), desc="training", unit="epoch", disable=not self.progress, leave=False
+            range(start, self.epochs),
+            desc="training",
+            unit="epoch",
+            disable=None if self.progress else True,
+            leave=False,
         )
         for epoch in bar:
             # The shuffle depends on (seed, epoch) only, so a resumed run repeats an uninterrupted one.
