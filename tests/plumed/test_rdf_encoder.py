@@ -14,23 +14,15 @@ import pytest
 import torch
 from ase import Atoms
 from ase.build import bulk
+from requirements import PLUGIN, PLUMED, needs_plugin
 
 import nanochart
 from conftest import motif
 from nanochart.encoder import ConvEncoder
 from nanochart.export import METADATA_FILE
-from nanochart.plumed import find_plumed, plugin_path, run_driver, write_driver_xyz
+from nanochart.plumed import run_driver, write_driver_xyz
 
-PLUMED = find_plumed()
-PLUGIN = plugin_path()
-pytestmark = [
-    pytest.mark.skipif(PLUMED is None, reason="no PLUMED found: put `plumed` on PATH or set PLUMED_KERNEL"),
-    pytest.mark.skipif(
-        PLUMED is not None and PLUGIN is None,
-        reason="nanochart was installed without the RDF_ENCODER plugin: PLUMED was not found at build time "
-        "(put `plumed` on PATH and rerun scripts/dev)",
-    ),
-]
+pytestmark = needs_plugin
 
 
 def max_relative(a: np.ndarray, b: np.ndarray) -> float:
