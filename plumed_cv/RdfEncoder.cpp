@@ -181,10 +181,10 @@ void RdfEncoder::calculate() {
 void RdfEncoder::apply() {
   bool any = false;
   for (unsigned d = 0; d < values_.size(); ++d) {
-    Value* value = getPntrToComponent(d);
-    // PLUMED's force on a value is -dV/ds.
-    dV_ds_[d] = value->forcesWereAdded() ? -value->getForce() : 0.0;
-    any = any || value->forcesWereAdded();
+    // PLUMED's force on a value is -dV/ds, and zero when no bias acts on it (PLUMED 2.9 and
+    // 2.10 alike clear it every step); all zero means no backward pass at all.
+    dV_ds_[d] = -getPntrToComponent(d)->getForce();
+    any = any || dV_ds_[d] != 0.0;
   }
   if (!any) return;
   try {

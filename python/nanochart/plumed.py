@@ -51,8 +51,10 @@ def _info(executable: str, what: str) -> str:
 
 
 def plugin_path() -> Path | None:
-    """The RDF_ENCODER plugin installed with this package (built when PLUMED was found at install)."""
-    path = Path(__file__).parent / "lib" / PLUGIN_NAME
+    """The RDF_ENCODER plugin: the file NANOCHART_PLUMED_PLUGIN names (for a plugin built against
+    another PLUMED), else the one installed with this package (built when PLUMED was found)."""
+    chosen = os.environ.get("NANOCHART_PLUMED_PLUGIN")
+    path = Path(chosen) if chosen else Path(__file__).parent / "lib" / PLUGIN_NAME
     return path if path.is_file() else None
 
 
