@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -129,24 +129,11 @@ def featurize(
     Periodic frames (``pbc`` set on all three axes) use their cell for the minimum image; frames
     are grouped by cell so that each core call shares one box.
     """
-    from tqdm.auto import tqdm
-
-    check_structures(frames)
     threads = num_threads or os.cpu_count() or 1
-    positions = positions_of(frames)
-    boxes = [np.asarray(atoms.cell, dtype=np.float64) if atoms.pbc.all() else None for atoms in frames]
-    out = np.empty((len(frames), settings.n_bins))
     args = (settings.r_min, settings.r_max, settings.n_bins, settings.sigma, settings.cutoff_sigmas)
-    with tqdm(
-        total=len(frames), desc="RDFs", unit="structure", disable=None if progress else True, leave=False
-    ) as bar:
-        for box, indices in _group_by_box(boxes).items():
-            cell = None if box is None else np.frombuffer(box).reshape(3, 3)
-            for start in range(0, len(indices), BATCH):
-                chunk = indices[start : start + BATCH]
-                out[chunk] = _core.rdf_batch(positions[chunk], *args, cell, threads)
-                bar.update(len(chunk))
-    return out
+    return _map_batches(
+        frames, settings.n_bins, "RDFs", progress, lambda x, cell: _core.rdf_batch(x, *args, cell, threads)
+    )
 
 
 def _group_by_box(boxes: list[np.ndarray | None]) -> dict[bytes | None, np.ndarray]:
@@ -211,19 +198,32 @@ def structure_labels(
 def encode_frames(cv, frames: Sequence[Atoms], *, progress: bool = True) -> np.ndarray:
     """CV values ``(B, D)`` of the structures through ``cv`` (a :class:`nanochart.CV`), batched,
     grouped by periodic cell like :func:`featurize`."""
+    return _map_batches(frames, cv.n_cvs, "CVs", progress, cv.values)
+
+
+def _map_batches(
+    frames: Sequence[Atoms],
+    width: int,
+    description: str,
+    progress: bool,
+    compute: Callable[[np.ndarray, np.ndarray | None], np.ndarray],
+) -> np.ndarray:
+    """``compute(positions (b, N, 3), cell or None) -> (b, width)`` over all frames, in batches of
+    frames that share one periodic cell (None for clusters in vacuum), with a progress bar."""
     from tqdm.auto import tqdm
 
     check_structures(frames)
     positions = positions_of(frames)
     boxes = [np.asarray(atoms.cell, dtype=np.float64) if atoms.pbc.all() else None for atoms in frames]
-    out = np.empty((len(frames), cv.n_cvs))
-    with tqdm(
-        total=len(frames), desc="CVs", unit="structure", disable=None if progress else True, leave=False
-    ) as bar:
+    out = np.empty((len(frames), width))
+    bar = tqdm(
+        total=len(frames), desc=description, unit="structure", disable=None if progress else True, leave=False
+    )
+    with bar:
         for box, indices in _group_by_box(boxes).items():
             cell = None if box is None else np.frombuffer(box).reshape(3, 3)
             for start in range(0, len(indices), BATCH):
                 chunk = indices[start : start + BATCH]
-                out[chunk] = cv.values(positions[chunk], cell)
+                out[chunk] = compute(positions[chunk], cell)
                 bar.update(len(chunk))
     return out
