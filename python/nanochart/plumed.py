@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,12 @@ def find_plumed() -> PlumedInstall | None:
                 continue
             return PlumedInstall(Path(candidate), Path(root), version)
     return None
+
+
+def has_mpi(plumed: PlumedInstall) -> bool:
+    """Whether this PLUMED was built with MPI (`plumed config has mpi`)."""
+    result = subprocess.run([str(plumed.executable), "--no-mpi", "config", "has", "mpi"], capture_output=True)
+    return result.returncode == 0
 
 
 def _info(executable: str, what: str) -> str:
@@ -131,17 +138,17 @@ def run_driver(
     *,
     extra: Sequence[str] = (),
     plumed: PlumedInstall | None = None,
+    mpi_ranks: int = 0,
 ) -> subprocess.CompletedProcess:
-    """Run `plumed driver --ixyz TRAJ --length-units A` on an input text in workdir."""
+    """Run `plumed driver --ixyz TRAJ --length-units A` on an input text in workdir; with
+    ``mpi_ranks`` > 0 under `mpiexec -n mpi_ranks` (which needs an MPI build of PLUMED)."""
     plumed = plumed or find_plumed()
     if plumed is None:
         raise FileNotFoundError("no PLUMED found: put `plumed` on PATH or set PLUMED_KERNEL")
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "plumed.dat").write_text(plumed_input)
-    command = [
-        str(plumed.executable),
-        "--no-mpi",
+    driver = [
         "driver",
         "--plumed",
         "plumed.dat",
@@ -149,6 +156,10 @@ def run_driver(
         str(Path(trajectory).resolve()),
         "--length-units",
         "A",
-        *extra,
     ]
+    if mpi_ranks > 0:
+        mpiexec = shutil.which("mpiexec") or str(Path(sys.prefix) / "bin" / "mpiexec")
+        command = [mpiexec, "-n", str(mpi_ranks), str(plumed.executable), *driver, *extra]
+    else:
+        command = [str(plumed.executable), "--no-mpi", *driver, *extra]
     return subprocess.run(command, cwd=workdir, capture_output=True, text=True)
