@@ -52,7 +52,9 @@ def test_two_ranks_give_the_serial_cvs_forces_and_virial(tmp_path, model_path) -
     np.testing.assert_allclose(parallel, serial, rtol=1e-12, atol=0)
     # Forces and the virial, every number of both dumps.
     forces_serial = _numbers(tmp_path / "ranks0" / "forces.xyz")
-    forces_parallel = _numbers(tmp_path / "ranks2" / "forces.xyz")
+    # Under MPI the driver writes one dump per rank (forces.xyz.0, .1), each with all forces.
+    forces_parallel = _numbers(tmp_path / "ranks2" / "forces.xyz.0")
+    np.testing.assert_array_equal(_numbers(tmp_path / "ranks2" / "forces.xyz.1"), forces_parallel)
     assert np.abs(forces_serial).max() > 0
     np.testing.assert_allclose(
         forces_parallel, forces_serial, rtol=0, atol=1e-12 * np.abs(forces_serial).max()
