@@ -256,6 +256,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     project.set_defaults(run=_project)
 
+    md = verbs.add_parser("md", help="MD of a cluster with LAMMPS (EAM), biased by a PLUMED input")
+    md.add_argument("structure", help="ASE-readable file with the starting cluster (Au, Ag or Cu)")
+    md.add_argument(
+        "--plumed", help="PLUMED input (LOAD of the plugin is added when missing); none: unbiased"
+    )
+    md.add_argument(
+        "--out", required=True, help="output folder (thermo.dat, trajectory.extxyz, PLUMED's files)"
+    )
+    md.add_argument("--steps", type=int, required=True, help="number of MD steps")
+    md.add_argument("--temperature", type=float, required=True, help="temperature in K")
+    md.add_argument("--timestep", type=float, default=2.0, help="time step in fs (default 2)")
+    md.add_argument("--thermostat", choices=["langevin", "nve"], default="langevin")
+    md.add_argument("--seed", type=int, default=12345)
+    md.add_argument("--frame", type=int, default=0, help="which structure of the file to start from")
+    md.add_argument("--dump-every", type=int, default=100, help="steps between trajectory frames")
+    md.set_defaults(run=_md)
+
     plugin = verbs.add_parser(
         "plugin", help="print the path of the PLUMED plugin (LOAD FILE=...), or build it"
     )

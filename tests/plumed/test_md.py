@@ -127,3 +127,51 @@ def test_md_errors_stop_the_run(tmp_path, smooth_model) -> None:
         run_md(Icosahedron("Au", 4), broken, tmp_path / "a", steps=10, temperature=300.0, progress=False)
     with pytest.raises(ValueError, match="no EAM potential for 'Pt'"):
         run_md(Icosahedron("Pt", 3), None, tmp_path / "b", steps=10, temperature=300.0, progress=False)
+
+
+def test_md_command_line(tmp_path, smooth_model, capsys) -> None:
+    from ase.io import write
+
+    from nanochart.cli import main
+
+    write(tmp_path / "ih.xyz", Icosahedron("Au", 4))
+    # No LOAD line: the command adds the plugin's.
+    (tmp_path / "plumed.dat").write_text(
+        f"UNITS LENGTH=A\ncv: RDF_ENCODER MODEL={smooth_model} GROUP=1-147 NOPBC\n"
+        "RESTRAINT ARG=cv.cv1 AT=0 KAPPA=10\nPRINT ARG=cv.* STRIDE=5 FILE=COLVAR\n"
+    )
+    arguments = [
+        "md",
+        str(tmp_path / "ih.xyz"),
+        "--plumed",
+        str(tmp_path / "plumed.dat"),
+        "--out",
+        str(tmp_path / "run"),
+        "--steps",
+        "40",
+        "--temperature",
+        "300",
+        "--dump-every",
+        "20",
+    ]
+    assert main(arguments) == 0
+    out = capsys.readouterr().out
+    assert "40 steps of 2.0 fs" in out and "bias" in out
+    assert len(np.loadtxt(tmp_path / "run" / "COLVAR")) == 40 // 5 + 1
+    assert len(np.loadtxt(tmp_path / "run" / "thermo.dat")) == 40 // 10 + 1
+    assert (
+        main(
+            [
+                "md",
+                str(tmp_path / "missing.xyz"),
+                "--out",
+                str(tmp_path / "x"),
+                "--steps",
+                "1",
+                "--temperature",
+                "300",
+            ]
+        )
+        == 2
+    )
+    assert "no data set file" in capsys.readouterr().err
