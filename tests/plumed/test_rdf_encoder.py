@@ -231,3 +231,10 @@ def test_model_metadata_is_checked_like_in_python(tmp_path, trajectory, plumed_e
         tmp_path / "e", f"cv: RDF_ENCODER MODEL={bad} GROUP=1-147 NOPBC", path, plumed_error_status
     )
     assert "rdf.n_bins = 150" in out
+
+
+def test_plugin_command_prints_the_plugin_path(capsys) -> None:
+    from nanochart.cli import main
+
+    assert main(["plugin"]) == 0
+    assert capsys.readouterr().out.strip() == str(PLUGIN)
