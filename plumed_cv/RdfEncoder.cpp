@@ -69,7 +69,8 @@ class RdfEncoder : public ActionAtomistic, public ActionWithValue {
   std::unique_ptr<::nanochart::CollectiveVariable> cv_;
   bool nopbc_ = false;
   double to_model_length_ = 1.0;  // model length units per PLUMED length unit
-  std::vector<double> positions_, values_, dV_ds_, forces_, virial_;
+  std::vector<double> positions_, values_, dV_ds_;
+  std::vector<double> derivatives_;  // forces on the atoms (3 per atom), then the 9 virial entries
 };
 
 PLUMED_REGISTER_ACTION(RdfEncoder, "RDF_ENCODER")
@@ -145,10 +146,9 @@ RdfEncoder::RdfEncoder(const ActionOptions& options)
   requestAtoms(atoms);
   const size_t n = atoms.size();
   positions_.resize(3 * n);
-  forces_.resize(3 * n);
+  derivatives_.resize(3 * n + 9);
   values_.resize(meta.cv_names.size());
   dV_ds_.resize(meta.cv_names.size());
-  virial_.resize(9);
 }
 
 void RdfEncoder::calculate() {
@@ -187,18 +187,17 @@ void RdfEncoder::apply() {
     any = any || dV_ds_[d] != 0.0;
   }
   if (!any) return;
+  const size_t n3 = derivatives_.size() - 9;
   try {
-    cv_->apply_bias(dV_ds_.data(), forces_.data(), virial_.data());
+    cv_->apply_bias(dV_ds_.data(), derivatives_.data(), derivatives_.data() + n3);
   } catch (const ::nanochart::Error& e) {
     error(e.what());
   }
   // Forces are per model length unit: per PLUMED length unit they are to_model_length_ times
   // larger. The virial, dV/d(strain), is an energy and needs no conversion.
-  std::vector<double> derivatives(forces_.size() + 9);
-  for (size_t i = 0; i < forces_.size(); ++i) derivatives[i] = forces_[i] * to_model_length_;
-  for (int a = 0; a < 9; ++a) derivatives[forces_.size() + a] = virial_[a];
+  for (size_t i = 0; i < n3; ++i) derivatives_[i] *= to_model_length_;
   unsigned index = 0;
-  setForcesOnAtoms(derivatives, index);
+  setForcesOnAtoms(derivatives_, index);
 }
 
 }  // namespace nanochart_cv

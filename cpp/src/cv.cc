@@ -87,15 +87,8 @@ void CollectiveVariable::jacobian(double* jacobian, double* box_derivatives) {
 void CollectiveVariable::values(const double* positions, int64_t batch, int64_t n_atoms, const Box& box, double* out) {
   ScopedThreadCount threads(options_.num_threads);
   std::vector<double> g(static_cast<size_t>(std::max<int64_t>(batch, 0) * rdf_.n_bins()));
-  if (options_.partition.size == 1) {
-    rdf_.compute_batch(positions, batch, n_atoms, box, g.data());
-  } else {
-    if (batch < 1) throw InputError("the batch is empty: no structures to featurise");
-    for (int64_t b = 0; b < batch; ++b) {
-      rdf_.compute(positions + b * n_atoms * 3, n_atoms, box, g.data() + b * rdf_.n_bins(), options_.partition);
-    }
-    options_.sum_over_ranks(g.data(), g.size());
-  }
+  rdf_.compute_batch(positions, batch, n_atoms, box, g.data(), options_.partition);
+  if (options_.sum_over_ranks) options_.sum_over_ranks(g.data(), g.size());
   encoder_.evaluate(g.data(), batch, out);
 }
 

@@ -43,8 +43,8 @@ void check_inputs(const double* positions, int64_t n_atoms, const PairPartition&
 
 double pair_count(int64_t n_atoms) { return 0.5 * static_cast<double>(n_atoms) * static_cast<double>(n_atoms - 1); }
 
-// One scratch slot per worker thread. Inside an enclosing parallel region (the batch loop of
-// CollectiveVariable::values) at::parallel_for runs inline on the calling thread, whose
+// One scratch slot per worker thread. Inside an enclosing parallel region (the structure loop
+// of Rdf::compute_batch) at::parallel_for runs inline on the calling thread, whose
 // at::get_thread_num() is its id in the outer loop: one slot, always slot 0, serves then.
 int scratch_slots() { return at::in_parallel_region() ? 1 : at::get_num_threads(); }
 int scratch_slot(int slots) { return slots == 1 ? 0 : at::get_thread_num(); }
@@ -112,7 +112,8 @@ void Rdf::compute(const double* positions, int64_t n_atoms, const Box& box, doub
   }
 }
 
-void Rdf::compute_batch(const double* positions, int64_t batch, int64_t n_atoms, const Box& box, double* g) const {
+void Rdf::compute_batch(const double* positions, int64_t batch, int64_t n_atoms, const Box& box, double* g,
+                        PairPartition partition) const {
   if (batch < 1) throw InputError("the batch is empty: no structures to featurise");
   const int64_t m = settings_.n_bins;
   // Structures are independent: parallelise over them (each pair loop then runs inline).
@@ -120,7 +121,7 @@ void Rdf::compute_batch(const double* positions, int64_t batch, int64_t n_atoms,
   at::parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
     for (int64_t b = begin; b < end; ++b) {
       try {
-        compute(positions + b * n_atoms * 3, n_atoms, box, g + b * m);
+        compute(positions + b * n_atoms * 3, n_atoms, box, g + b * m, partition);
       } catch (const InputError& e) {
         errors[static_cast<size_t>(b)] = e.what();
       }

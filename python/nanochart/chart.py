@@ -80,11 +80,16 @@ def _plateau_middle(bandwidths: np.ndarray, counts: np.ndarray) -> float:
     return float(np.sqrt(bandwidths[first] * bandwidths[last]))
 
 
+def nearest_family(cvs: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """Index of the centroid nearest each point (Euclidean, in CV units)."""
+    return np.argmin(((cvs[:, None, :] - centroids[None, :, :]) ** 2).sum(-1), axis=1)
+
+
 def find_families(cvs: np.ndarray, bandwidth: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """(family of each structure, centroids), families numbered by size, largest first."""
     model = _mean_shift(_sample(cvs, seed), bandwidth)
     centroids = model.cluster_centers_
-    nearest = np.argmin(((cvs[:, None, :] - centroids[None, :, :]) ** 2).sum(-1), axis=1)
+    nearest = nearest_family(cvs, centroids)
     order = np.argsort(-np.bincount(nearest, minlength=len(centroids)), kind="stable")
     rank = np.empty_like(order)
     rank[order] = np.arange(len(order))

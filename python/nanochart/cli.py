@@ -61,13 +61,13 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _export(args: argparse.Namespace) -> None:
-    from .training import ChartAutoencoder, load_checkpoint
+    from .training import ChartAutoencoder
 
-    metadata = load_checkpoint(args.checkpoint)["params"].get("metadata") or {}
+    model = ChartAutoencoder.from_checkpoint(args.checkpoint)
+    metadata = model.metadata or {}
     missing = {"rdf", "elements", "n_atoms"} - metadata.keys()
     if missing:
         raise ValueError(f"{args.checkpoint} lacks {sorted(missing)}: train it with `nanochart train`")
-    model = ChartAutoencoder.from_checkpoint(args.checkpoint)
     names = args.cv_names.split(",") if args.cv_names else None
     path = model.export(
         args.out,

@@ -167,11 +167,13 @@ def run_md(
     bias_energy = [0.0]
     frames: list[Atoms] = []
     masses = np.array(cluster.get_masses(), dtype=np.float64)
-    plumed_engine = None
-    if plumed_input is not None:
-        plumed = _load_plumed()
-        (out / "plumed.dat").write_text(plumed_input)
-        with _working_directory(out):
+    # PLUMED opens its output files relative to the working directory, at init and at any later
+    # step: run its whole life, MD included, in the output folder.
+    with _working_directory(out):
+        plumed_engine = None
+        if plumed_input is not None:
+            plumed = _load_plumed()
+            (out / "plumed.dat").write_text(plumed_input)
             plumed_engine = plumed.Plumed()
             for key, value in [
                 ("setMDEngine", "lammps-nanochart"),
@@ -188,27 +190,26 @@ def run_md(
                 plumed_engine.cmd(key, value)
             plumed_engine.cmd("init")
 
-    errors: list[BaseException] = []
+        errors: list[BaseException] = []
 
-    def callback(lmp_handle, step, nlocal, tags, x, f) -> None:
-        # LAMMPS prints and swallows exceptions raised here: keep the first, stop biasing, and
-        # raise it once the current run command returns.
-        if errors:
-            return
-        try:
-            bias_step(step, nlocal, tags, x, f)
-        except BaseException as error:
-            errors.append(error)
+        def callback(lmp_handle, step, nlocal, tags, x, f) -> None:
+            # LAMMPS prints and swallows exceptions raised here: keep the first, stop biasing, and
+            # raise it once the current run command returns.
+            if errors:
+                return
+            try:
+                bias_step(step, nlocal, tags, x, f)
+            except BaseException as error:
+                errors.append(error)
 
-    def bias_step(step, nlocal, tags, x, f) -> None:
-        f[:] = 0.0
-        if plumed_engine is not None:
-            positions = np.ascontiguousarray(x, dtype=np.float64)
-            forces = np.zeros((nlocal, 3))
-            virial = np.zeros((3, 3))
-            bias = np.zeros(1)
-            indices = np.ascontiguousarray(tags - 1, dtype=np.int32)
-            with _working_directory(out):
+        def bias_step(step, nlocal, tags, x, f) -> None:
+            f[:] = 0.0
+            if plumed_engine is not None:
+                positions = np.ascontiguousarray(x, dtype=np.float64)
+                forces = np.zeros((nlocal, 3))
+                virial = np.zeros((3, 3))
+                bias = np.zeros(1)
+                indices = np.ascontiguousarray(tags - 1, dtype=np.int32)
                 plumed_engine.cmd("setStep", int(step))
                 plumed_engine.cmd("setAtomsNlocal", int(nlocal))
                 plumed_engine.cmd("setAtomsGatindex", indices)
@@ -218,56 +219,64 @@ def run_md(
                 plumed_engine.cmd("setVirial", virial)
                 plumed_engine.cmd("calc")
                 plumed_engine.cmd("getBias", bias)
-            f[:] = forces
-            bias_energy[0] = float(bias[0])
-            lmp.fix_external_set_energy_global("bias", bias_energy[0])
-            # PLUMED's virial is -sum x (x) f; LAMMPS' is sum x (x) f, in the order xx yy zz xy xz yz.
-            lmp.fix_external_set_virial_global(
-                "bias",
-                [-virial[0, 0], -virial[1, 1], -virial[2, 2], -virial[0, 1], -virial[0, 2], -virial[1, 2]],
+                f[:] = forces
+                bias_energy[0] = float(bias[0])
+                lmp.fix_external_set_energy_global("bias", bias_energy[0])
+                # PLUMED's virial is -sum x (x) f; LAMMPS' is sum x (x) f, in the order xx yy zz xy xz yz.
+                lmp.fix_external_set_virial_global(
+                    "bias",
+                    [
+                        -virial[0, 0],
+                        -virial[1, 1],
+                        -virial[2, 2],
+                        -virial[0, 1],
+                        -virial[0, 2],
+                        -virial[1, 2],
+                    ],
+                )
+            if dump_every and step % dump_every == 0:
+                order = np.argsort(tags)
+                frame = Atoms(f"{element}{nlocal}", positions=np.array(x)[order])
+                frame.info["time"] = step * timestep
+                frame.info["bias_eV"] = bias_energy[0]
+                frames.append(frame)
+
+        lmp.command("fix bias all external pf/callback 1 1")
+        lmp.command("fix_modify bias energy yes virial yes")
+        lmp.set_fix_external_callback("bias", callback, lmp)
+        lmp.command("thermo_style custom step temp pe ke etotal")
+        lmp.command("run 0 post no")
+        _raise_first(errors, lmp)
+
+        rows = []
+
+        def record() -> None:
+            step = int(lmp.get_thermo("step"))
+            # pe includes the fix's energy (fix_modify energy yes): separate EAM and bias.
+            rows.append(
+                (
+                    step * timestep,
+                    lmp.get_thermo("pe") - bias_energy[0],
+                    lmp.get_thermo("ke"),
+                    bias_energy[0],
+                    lmp.get_thermo("temp"),
+                )
             )
-        if dump_every and step % dump_every == 0:
-            order = np.argsort(tags)
-            frame = Atoms(f"{element}{nlocal}", positions=np.array(x)[order])
-            frame.info["time"] = step * timestep
-            frame.info["bias_eV"] = bias_energy[0]
-            frames.append(frame)
 
-    lmp.command("fix bias all external pf/callback 1 1")
-    lmp.command("fix_modify bias energy yes virial yes")
-    lmp.set_fix_external_callback("bias", callback, lmp)
-    lmp.command("thermo_style custom step temp pe ke etotal")
-    lmp.command("run 0 post no")
-    _raise_first(errors, lmp)
-
-    rows = []
-
-    def record() -> None:
-        step = int(lmp.get_thermo("step"))
-        # pe includes the fix's energy (fix_modify energy yes): separate EAM and bias.
-        rows.append(
-            (
-                step * timestep,
-                lmp.get_thermo("pe") - bias_energy[0],
-                lmp.get_thermo("ke"),
-                bias_energy[0],
-                lmp.get_thermo("temp"),
-            )
-        )
-
-    record()
-    with tqdm(total=steps, desc="MD", unit="step", disable=None if progress else True, leave=False) as bar:
-        done = 0
-        while done < steps:
-            chunk = min(thermo_every, steps - done)
-            lmp.command(f"run {chunk} pre no post no")
-            _raise_first(errors, lmp)
-            done += chunk
-            record()
-            bar.update(chunk)
-    lmp.close()
-    if plumed_engine is not None:
-        with _working_directory(out):
+        record()
+        with tqdm(
+            total=steps, desc="MD", unit="step", disable=None if progress else True, leave=False
+        ) as bar:
+            done = 0
+            while done < steps:
+                chunk = min(thermo_every, steps - done)
+                lmp.command(f"run {chunk} pre no post no")
+                _raise_first(errors, lmp)
+                done += chunk
+                record()
+                bar.update(chunk)
+        lmp.close()
+        if plumed_engine is not None:
             plumed_engine.finalize()
 
     table = np.array(rows)

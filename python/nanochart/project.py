@@ -11,7 +11,7 @@ import numpy as np
 from ase import Atoms
 
 from . import plots
-from .chart import read_centroids
+from .chart import nearest_family, read_centroids
 from .cv import CV
 from .featurize import encode_frames, read_structures
 
@@ -96,7 +96,7 @@ def project(
             raise ValueError(
                 f"the chart has {centroids.shape[1]} CVs, the model {cvs.shape[1]}: chart with this model"
             )
-        families = np.argmin(((cvs[:, None, :] - centroids[None, :, :]) ** 2).sum(-1), axis=1)
+        families = nearest_family(cvs, centroids)
     out = Path(out_dir)
     result = Projection(time, cvs, families)
     result.outputs["colvar"] = write_colvar(out / "COLVAR", time, cvs, cv.cv_names, families)

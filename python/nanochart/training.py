@@ -84,7 +84,7 @@ class ChartAutoencoder(TransformerMixin, BaseEstimator):
         if int(self.n_cvs) < 1:
             raise ValueError(f"n_cvs (the latent size) must be at least 1, got {self.n_cvs}")
         device = torch.device(self.device)
-        state = self._load_checkpoint() if resume and self._checkpoint_exists() else None
+        state = load_checkpoint(self.checkpoint) if resume and self._checkpoint_exists() else None
         if state is None:
             self._start(X)
         else:
@@ -126,7 +126,6 @@ class ChartAutoencoder(TransformerMixin, BaseEstimator):
         bar.close()
         model.load_state_dict(self._best_state)
         self.autoencoder_ = model.cpu().double().eval()
-        self.stopped_epoch_ = len(self.history_["train"]) - 1
         return self
 
     def _start(self, X: np.ndarray) -> None:
@@ -264,9 +263,6 @@ class ChartAutoencoder(TransformerMixin, BaseEstimator):
         torch.save(state, partial)
         partial.replace(path)  # an interrupted save never leaves a truncated checkpoint
 
-    def _load_checkpoint(self) -> dict[str, Any]:
-        return load_checkpoint(self.checkpoint)
-
     @staticmethod
     def _check_resumable(state: dict[str, Any], X: np.ndarray) -> None:
         if state["n_bins"] != X.shape[1]:
@@ -298,7 +294,6 @@ class ChartAutoencoder(TransformerMixin, BaseEstimator):
         model._restore(state)
         model.autoencoder_.load_state_dict(state["best_model"])
         model.autoencoder_ = model.autoencoder_.double().eval()
-        model.stopped_epoch_ = len(model.history_["train"]) - 1
         return model
 
     def _check_rdfs(self, X: np.ndarray, fitting: bool = False) -> np.ndarray:

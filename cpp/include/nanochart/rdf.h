@@ -47,8 +47,10 @@ class Rdf {
   void compute(const double* positions, int64_t n_atoms, const Box& box, double* g, PairPartition partition = {}) const;
 
   // g (batch x n_bins) for a batch of structures (batch x n_atoms x 3) sharing one box, in
-  // parallel over the structures. Errors name the structure: "structure 5 of the batch: ...".
-  void compute_batch(const double* positions, int64_t batch, int64_t n_atoms, const Box& box, double* g) const;
+  // parallel over the structures, each the share of `partition` as in compute(). Errors name
+  // the structure: "structure 5 of the batch: ...".
+  void compute_batch(const double* positions, int64_t batch, int64_t n_atoms, const Box& box, double* g,
+                     PairPartition partition = {}) const;
 
   // Back-propagates dL/dg (n_bins values) to the atoms: overwrites dL_dx (n_atoms x 3) with
   // dL/dx and dL_dstrain (3 x 3, row-major) with dL/d(epsilon), the derivative under the
