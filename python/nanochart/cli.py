@@ -275,10 +275,14 @@ def _md(args: argparse.Namespace) -> None:
         seed=args.seed,
         dump_every=args.dump_every,
     )
-    drift = abs(result.total[-1] - result.total[0])
+    # Energy conservation is the check for NVE; with a thermostat, the mean temperature is.
+    if args.thermostat == "nve":
+        check = f"|E_end - E_0| {abs(result.total[-1] - result.total[0]):.3g} eV"
+    else:
+        check = f"mean T {result.temperature.mean():.0f} K"
     print(
         f"MD         {args.steps} steps of {args.timestep} fs, {args.thermostat} at {args.temperature} K; "
-        f"final T {result.temperature[-1]:.0f} K, bias {result.bias[-1]:.4g} eV, |E_end - E_0| {drift:.3g} eV"
+        f"final T {result.temperature[-1]:.0f} K, bias {result.bias[-1]:.4g} eV, {check}"
     )
     for name, path in result.outputs.items():
         print(f"wrote      {name:14s} {path}")
