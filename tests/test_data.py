@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from ase import Atoms
 from ase.cluster import Decahedron, Icosahedron, Octahedron
-from ase.io import read
+from ase.io import read, write
 from scipy.spatial import cKDTree
 
 from nanochart.cli import main
@@ -339,3 +339,14 @@ def test_cli_generate_bad_input(capsys: pytest.CaptureFixture[str], tmp_path: Pa
     blocked = str(tmp_path / "a_file" / "x.extxyz")
     assert main(["generate", "--element", "Au", "--natoms", "55", "--structures", "4", "--out", blocked]) == 2
     assert "cannot write the data set" in capsys.readouterr().err
+
+
+@needs_ovito
+def test_cli_label_any_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`nanochart label` on frames without a temperature: labels written, one table row for them."""
+    source, labelled = tmp_path / "motifs.xyz", tmp_path / "labelled.extxyz"
+    write(source, [Icosahedron("Au", 4, A_AU), Octahedron("Au", 7, 3, A_AU), Icosahedron("Au", 4, A_AU)])
+    assert main(["label", str(source), "--out", str(labelled), "--workers", "1"]) == 0
+    assert [atoms.info["label"] for atoms in read(labelled, ":")] == ["Ih", "fcc", "Ih"]
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()]
+    assert [row[:2] for row in rows if row and row[0] in ("-", "all")] == [["-", "3"], ["all", "3"]]

@@ -96,8 +96,7 @@ def _chart(args: argparse.Namespace) -> None:
             f"k-NN       {separation.k}-NN on the CVs of {separation.n_fit} structures labels "
             f"{separation.n_held_out} held-out ones with accuracy {100 * separation.accuracy:.1f}% ({recall})"
         )
-    for name, path in result.outputs.items():
-        print(f"wrote      {name:14s} {path}")
+    _print_outputs(result.outputs)
 
 
 def _project(args: argparse.Namespace) -> None:
@@ -113,8 +112,7 @@ def _project(args: argparse.Namespace) -> None:
         window=args.window,
     )
     print(f"frames     {len(result.time)} ({result.time[0]:.3f} to {result.time[-1]:.3f} ps)")
-    for name, path in result.outputs.items():
-        print(f"wrote      {name:14s} {path}")
+    _print_outputs(result.outputs)
 
 
 def _positive_list(text: str, convert, count: int | None = None) -> tuple:
@@ -126,6 +124,11 @@ def _positive_list(text: str, convert, count: int | None = None) -> tuple:
     if not values or min(values) <= 0 or (count is not None and len(values) != count):
         return ()
     return values
+
+
+def _print_outputs(outputs: dict[str, Path]) -> None:
+    for name, path in outputs.items():
+        print(f"wrote      {name:14s} {path}")
 
 
 def _channels(text: str) -> tuple[int, ...]:
@@ -222,22 +225,16 @@ def _demo(args: argparse.Namespace) -> None:
 
 
 def _label(args: argparse.Namespace) -> None:
-    from collections import Counter
-
     from ase.io import write
 
     from .data.cna import label_frames
-    from .data.sampling import label_table
+    from .data.sampling import count_labels, label_table, sorted_by_temperature
     from .featurize import read_structures
 
     frames = read_structures(args.data)
     label_frames(frames, workers=args.workers)
-    counts: dict[float, Counter] = {}
-    for atoms in frames:
-        temperature = float(atoms.info.get("temperature", float("nan")))
-        counts.setdefault(temperature, Counter())[atoms.info["label"]] += 1
     write(args.out, frames, format="extxyz")
-    print(label_table(dict(sorted(counts.items()))))
+    print(label_table(sorted_by_temperature(count_labels(frames, {}))))
     print(f"wrote      {args.out} ({len(frames)} structures, CNA labels per structure and per atom)")
 
 
@@ -284,8 +281,7 @@ def _md(args: argparse.Namespace) -> None:
         f"MD         {args.steps} steps of {args.timestep} fs, {args.thermostat} at {args.temperature} K; "
         f"final T {result.temperature[-1]:.0f} K, bias {result.bias[-1]:.4g} eV, {check}"
     )
-    for name, path in result.outputs.items():
-        print(f"wrote      {name:14s} {path}")
+    _print_outputs(result.outputs)
 
 
 def _plugin(args: argparse.Namespace) -> None:

@@ -91,11 +91,12 @@ def analyse(atoms: Atoms) -> CnaResult:
     cluster.center(vacuum=10.0)
     cutoff = CUTOFF_OVER_NN * nearest_neighbour_distance(cluster)
 
-    adaptive = Pipeline(source=StaticSource(data=ase_to_ovito(cluster)))
+    data = ase_to_ovito(cluster)  # pipelines compute on copies: one conversion serves both
+    adaptive = Pipeline(source=StaticSource(data=data))
     adaptive.modifiers.append(Cna(mode=Cna.Mode.AdaptiveCutoff))
     types = np.asarray(adaptive.compute().particles["Structure Type"])
 
-    bonded = Pipeline(source=StaticSource(data=ase_to_ovito(cluster)))
+    bonded = Pipeline(source=StaticSource(data=data))
     bonded.modifiers.append(CreateBonds(cutoff=cutoff))
     bonded.modifiers.append(Cna(mode=Cna.Mode.BondBased))
     bonds = bonded.compute().particles.bonds

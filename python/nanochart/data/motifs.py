@@ -23,6 +23,17 @@ MIN_ATOMS, MAX_ATOMS = 30, 400
 BOND_OVER_NN = 1.2
 
 
+def nearest_neighbour(element: str) -> float:
+    """Nearest-neighbour distance (angstrom) of the element's fcc lattice."""
+    return LATTICE_CONSTANTS[element] / np.sqrt(2.0)
+
+
+def _atoms_within_bond(tree: cKDTree, points: np.ndarray, nn: float) -> np.ndarray:
+    """How many of the tree's atoms lie within the bond cutoff of each point (an atom of the tree
+    counts itself: subtract one for its coordination)."""
+    return np.array([len(n) for n in tree.query_ball_point(points, BOND_OVER_NN * nn)])
+
+
 def check_request(element: str, n_atoms: int) -> None:
     if element not in LATTICE_CONSTANTS:
         known = ", ".join(LATTICE_CONSTANTS)
@@ -103,7 +114,7 @@ def seed_motifs(element: str, n_atoms: int) -> dict[str, Atoms]:
     for name, family in FAMILIES.items():
         candidates = list(family(element, a))
         best = min(candidates, key=lambda atoms: (abs(len(atoms) - n_atoms), -len(atoms)))
-        seeds[name] = resize(best, n_atoms, a / np.sqrt(2.0))
+        seeds[name] = resize(best, n_atoms, nearest_neighbour(element))
     return seeds
 
 
@@ -119,7 +130,7 @@ def resize(atoms: Atoms, n_atoms: int, nn: float) -> Atoms:
 
 def _least_bonded(positions: np.ndarray, nn: float) -> int:
     tree = cKDTree(positions)
-    coordination = np.array([len(n) - 1 for n in tree.query_ball_point(positions, BOND_OVER_NN * nn)])
+    coordination = _atoms_within_bond(tree, positions, nn) - 1
     distance = np.linalg.norm(positions - positions.mean(axis=0), axis=1)
     return int(np.lexsort((-distance, coordination))[0])
 
@@ -128,13 +139,13 @@ def _free_sites(positions: np.ndarray, nn: float) -> tuple[np.ndarray, np.ndarra
     """Free sites one bond length from a surface atom (on 400 directions around each), and how many
     atoms each would bond to; the best are hollow sites (positions refine in MD afterwards)."""
     tree = cKDTree(positions)
-    coordination = np.array([len(n) - 1 for n in tree.query_ball_point(positions, BOND_OVER_NN * nn)])
+    coordination = _atoms_within_bond(tree, positions, nn) - 1
     sites = (positions[coordination < 12, None, :] + nn * _DIRECTIONS[None]).reshape(-1, 3)
     closest, _ = tree.query(sites)
     sites = sites[closest > 0.95 * nn]
     if len(sites) == 0:
         raise RuntimeError("no free site to grow the cluster on")
-    bonds = np.array([len(n) for n in tree.query_ball_point(sites, BOND_OVER_NN * nn)])
+    bonds = _atoms_within_bond(tree, sites, nn)
     return sites, bonds
 
 
@@ -150,7 +161,7 @@ def shuffle_surface(atoms: Atoms, moves: int, rng: np.random.Generator, nn: floa
     positions = atoms.positions.copy()
     for _ in range(moves):
         tree = cKDTree(positions)
-        coordination = np.array([len(n) - 1 for n in tree.query_ball_point(positions, BOND_OVER_NN * nn)])
+        coordination = _atoms_within_bond(tree, positions, nn) - 1
         surface = np.flatnonzero(coordination < 12)
         moved = np.delete(positions, rng.choice(surface), axis=0)
         sites, bonds = _free_sites(moved, nn)

@@ -25,6 +25,7 @@ import os
 import tempfile
 from bisect import bisect_left, insort
 from collections import Counter
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
@@ -34,7 +35,7 @@ import numpy as np
 from ase import Atoms
 
 from .cna import analyse, nearest_neighbour_distance
-from .motifs import LATTICE_CONSTANTS, check_request, seed_motifs, shuffle_surface
+from .motifs import check_request, nearest_neighbour, seed_motifs, shuffle_surface
 
 #: Duplicates: same CNA label and quenched energies closer than this (eV), as in Telari et al.
 DUPLICATE_ENERGY_EV = 1e-4
@@ -115,7 +116,7 @@ class GenerateResult:
     sampled: int
     duplicates: int
     evaporated: int
-    labels: dict[float, Counter] = field(default_factory=dict)
+    labels: dict[float | None, Counter] = field(default_factory=dict)
 
 
 def plan_runs(settings: GenerateSettings, seeds: dict[str, Atoms]) -> list[Run]:
@@ -155,7 +156,7 @@ def sample_run(settings: GenerateSettings, run: Run, potential: str | None = Non
     steps_per_ps = 1.0 / settings.timestep_ps
     interval = max(1, round(settings.interval_ps * steps_per_ps))
     atoms = Atoms(f"{settings.element}{settings.n_atoms}", positions=run.positions)
-    nn = LATTICE_CONSTANTS[settings.element] / math.sqrt(2.0)
+    nn = nearest_neighbour(settings.element)
     atoms = shuffle_surface(atoms, run.surface_moves, np.random.default_rng(run.seed), nn)
     frames, evaporated = [], 0
     with tempfile.TemporaryDirectory(prefix="nanochart-run-") as work:
@@ -338,13 +339,16 @@ def generate(
     state = _Progress(out, settings)
     state.load(out, overwrite)
     dedupe = _Deduplicator()
+    labels: dict[float | None, Counter] = {}
     if state.size:
-        for atoms in read(out, ":"):
+        kept_before = read(out, ":")
+        for atoms in kept_before:
             dedupe.add(atoms.info["label"], atoms.get_potential_energy())
+        count_labels(kept_before, labels)
     else:
         out.write_bytes(b"")
 
-    runs = [run for run in plan_runs(settings, seed_motifs(settings.element, settings.n_atoms))]
+    runs = plan_runs(settings, seed_motifs(settings.element, settings.n_atoms))
     pending = [run for run in runs if run.index not in state.done]
     workers = max(1, min(workers or os.cpu_count() or 1, len(pending) or 1))
     bar = tqdm(
@@ -362,6 +366,7 @@ def generate(
                     kept.append(frame)
                 else:
                     state.counts["duplicates"] += 1
+            count_labels(kept, labels)
             if kept:
                 with open(out, "a") as handle:
                     write(handle, kept, format="extxyz")
@@ -373,20 +378,30 @@ def generate(
             state.size = out.stat().st_size
             state.save()
             bar.update(settings.snapshots_per_run)
-            bar.set_postfix(kept=sum(len(e) for e in dedupe.energies.values()))
+            bar.set_postfix(kept=sum(sum(c.values()) for c in labels.values()))
 
-    frames = read(out, ":") if out.stat().st_size else []
-    labels: dict[float, Counter] = {}
-    for atoms in frames:
-        labels.setdefault(float(atoms.info["temperature"]), Counter())[atoms.info["label"]] += 1
     return GenerateResult(
         out,
-        kept=len(frames),
+        kept=sum(sum(c.values()) for c in labels.values()),
         sampled=state.counts["sampled"],
         duplicates=state.counts["duplicates"],
         evaporated=state.counts["evaporated"],
-        labels=dict(sorted(labels.items())),
+        labels=sorted_by_temperature(labels),
     )
+
+
+def count_labels(frames: Sequence[Atoms], counts: dict[float | None, Counter]) -> dict[float | None, Counter]:
+    """Add the frames to ``counts``: structures per MD temperature (K; None when a frame has none)
+    and CNA label."""
+    for atoms in frames:
+        temperature = atoms.info.get("temperature")
+        key = None if temperature is None else float(temperature)
+        counts.setdefault(key, Counter())[atoms.info["label"]] += 1
+    return counts
+
+
+def sorted_by_temperature(counts: dict[float | None, Counter]) -> dict[float | None, Counter]:
+    return dict(sorted(counts.items(), key=lambda item: (item[0] is None, item[0] or 0.0)))
 
 
 def _check_writable(out: Path) -> None:
@@ -422,7 +437,7 @@ def _run_all(settings: GenerateSettings, runs: list[Run], workers: int, potentia
                 future.cancel()
 
 
-def label_table(labels: dict[float, Counter]) -> str:
+def label_table(labels: dict[float | None, Counter]) -> str:
     """The label distribution per temperature (K) as a text table: counts, then percent per label."""
     from .cna import CLUSTER_LABELS
 
@@ -431,7 +446,7 @@ def label_table(labels: dict[float, Counter]) -> str:
     total: Counter = Counter()
     for temperature, counts in labels.items():
         total.update(counts)
-        first = f"{temperature:7.0f}" if temperature == temperature else f"{'-':>7}"  # NaN: no temperature
+        first = f"{temperature:7.0f}" if temperature is not None else f"{'-':>7}"
         rows.append(_table_row(first, counts, CLUSTER_LABELS))
     rows.append(_table_row(f"{'all':>7}", total, CLUSTER_LABELS))
     return "\n".join(rows)
