@@ -61,6 +61,7 @@ def time_one_size(
     """Per-call times (us) of the core and of the pure-torch path on an icosahedron of n_atoms."""
     x = Icosahedron("Au", SIZES[n_atoms]).positions
     core = nanochart.CV(model, num_threads=1)._core  # the core itself, without the size warning
+    core_libtorch = nanochart.CV(model, num_threads=1, engine="libtorch")._core
     dV_ds = np.array([1.0, -0.5, 0.25])
     positions, weights = torch.tensor(x), torch.tensor(dV_ds)
     weights_g = np.linspace(-1.0, 1.0, RDF["n_bins"])
@@ -78,6 +79,7 @@ def time_one_size(
     calls = {
         "core values": lambda: core.values(x[None], None),
         "core values+forces": lambda: core.forces(x, dV_ds, None),
+        "core libtorch values+forces": lambda: core_libtorch.forces(x, dV_ds, None),
         "torch values": torch_values,
         "torch values+forces": torch_forces,
         "core rdf only": lambda: nanochart.rdf(x, **RDF),
@@ -99,26 +101,30 @@ def main() -> None:
         scripted = torch.jit.load(str(model))
         for p in scripted.parameters():
             p.requires_grad_(False)  # the fair baseline: no weight gradients, as in the core
+        engine = nanochart.CV(model).engine
         rows = [(n, time_one_size(model, scripted, n, args.seconds)) for n in SIZES]
 
     print(f"CV per call, 1 thread, {RDF['n_bins']} bins, 3-CV paper-shape encoder (float64)")
     versions = f"torch {torch.__version__}; nanochart {nanochart.__version__}"
     print(f"machine: {cpu_name()}, {platform.machine()}, {os.cpu_count()} cores; {versions}")
+    print(f"core encoder engine: {engine}")
     print()
     print(
-        "| N | core values (us) | core values+forces (us) | torch values (us) | torch values+forces (us) "
-        "| speed-up values+forces | of which RDF forward (us) | of which RDF backward (us) |"
+        "| N | core values (us) | core values+forces (us) | core values+forces, libtorch engine (us) "
+        "| torch values (us) | torch values+forces (us) | speed-up values+forces | RDF forward alone (us) "
+        "| RDF backward alone (us) |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for n_atoms, t in rows:
         speed_up = t["torch values+forces"] / t["core values+forces"]
         print(
-            f"| {n_atoms} | {t['core values']:.0f} | {t['core values+forces']:.0f} | {t['torch values']:.0f} "
+            f"| {n_atoms} | {t['core values']:.0f} | {t['core values+forces']:.0f} "
+            f"| {t['core libtorch values+forces']:.0f} | {t['torch values']:.0f} "
             f"| {t['torch values+forces']:.0f} | {speed_up:.1f}x | {t['core rdf only']:.0f} "
             f"| {t['core rdf backward']:.0f} |"
         )
-    print("\nThe rest of values+forces is the encoder: one forward pass recording the autograd graph and one")
-    print("vector-Jacobian product through libtorch.")
+    print("\nRDF forward/backward alone: the standalone functions (nanochart.rdf, _core.rdf_backward).")
+    print("Inside values+forces the backward pass reuses the forward's pair distances and kernel parameters.")
 
 
 if __name__ == "__main__":

@@ -40,6 +40,8 @@ converted to the model's (angstrom for nanochart's models) automatically.
 Models come from `nanochart export` (Python); the metadata inside the file carries the RDF settings, so
 the input needs only MODEL and the atoms. Using a model on a cluster size other than the one it was
 trained on is allowed but logged as a warning. With MPI, the pair loops are split over PLUMED's ranks.
+Models of nanochart's own encoder architecture run in nanochart's own evaluator, checked against libtorch
+when the model is loaded; ENGINE=libtorch runs every model through libtorch (the log says which runs).
 
 \par Examples
 
@@ -85,6 +87,9 @@ void RdfEncoder::registerKeywords(Keywords& keys) {
   keys.addFlag("NOPBC", false, "ignore the periodic box: distances as they are (a cluster in vacuum)");
   keys.add("compulsory", "NUM_THREADS", "1", "libtorch threads for the pair loops and the encoder");
   keys.addFlag("SERIAL", false, "do not split the pair loops over MPI ranks");
+  keys.add("compulsory", "ENGINE", "auto",
+           "who evaluates the encoder: auto (nanochart's own evaluator for nanochart's encoder architecture, "
+           "checked against libtorch on load; libtorch for any other model) or libtorch (always)");
   keys.setComponentsIntroduction(
       "The names of the components in this action are customized: they are the CV names stored in the model "
       "(cv1, cv2, ... unless the model names them otherwise). Components are not periodic.");
@@ -102,13 +107,19 @@ RdfEncoder::RdfEncoder(const ActionOptions& options)
   parse("NUM_THREADS", threads);
   bool serial = false;
   parseFlag("SERIAL", serial);
+  std::string engine;
+  parse("ENGINE", engine);
   checkRead();
+  if (engine != "auto" && engine != "libtorch") {
+    error("ENGINE must be auto or libtorch, got " + engine);
+  }
   if (atoms.size() < 2) {
     error("RDF_ENCODER needs at least 2 atoms in GROUP (or ATOMS), got " + std::to_string(atoms.size()));
   }
 
   ::nanochart::CvOptions cv_options;
   cv_options.num_threads = threads;
+  cv_options.engine = engine == "libtorch" ? ::nanochart::EncoderEngine::kLibtorch : ::nanochart::EncoderEngine::kAuto;
   if (!serial && comm.Get_size() > 1) {
     cv_options.partition = {comm.Get_rank(), comm.Get_size()};
     cv_options.sum_over_ranks = [this](double* data, size_t count) { comm.Sum(data, count); };
@@ -134,7 +145,7 @@ RdfEncoder::RdfEncoder(const ActionOptions& options)
   log.printf("  %zu atoms; PLUMED lengths times %g give %s; %s; %d libtorch thread(s)", atoms.size(), to_model_length_,
              meta.length_unit.c_str(), nopbc_ ? "no periodic boundaries" : "minimum image", threads);
   if (cv_options.partition.size > 1) log.printf("; pairs split over %d MPI ranks", cv_options.partition.size);
-  log.printf("\n");
+  log.printf("\n  encoder engine: %s\n", cv_->engine().c_str());
   if (static_cast<int64_t>(atoms.size()) != meta.n_atoms) {
     warning("the model was trained on clusters of " + std::to_string(meta.n_atoms) + " atoms; this group has " +
             std::to_string(atoms.size()) + ": its CVs are extrapolated");

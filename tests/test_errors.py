@@ -76,8 +76,12 @@ def test_too_few_atoms() -> None:
 def test_impossible_rdf_settings(change: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         nanochart.rdf(motif("ico55"), **{**RDF_SETTINGS, **change})
-    with pytest.raises(ValueError, match="cutoff_sigmas > 0"):
-        nanochart.rdf(motif("ico55"), **RDF_SETTINGS, cutoff_sigmas=0.0)
+
+
+@pytest.mark.parametrize("cutoff_sigmas", [0.0, -1.0, 20.5, float("nan")])
+def test_impossible_kernel_cutoff(cutoff_sigmas: float) -> None:
+    with pytest.raises(ValueError, match="0 < cutoff_sigmas <= 20"):
+        nanochart.rdf(motif("ico55"), **RDF_SETTINGS, cutoff_sigmas=cutoff_sigmas)
 
 
 def test_missing_model_file(tmp_path: Path) -> None:

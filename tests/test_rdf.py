@@ -58,7 +58,7 @@ def test_truncation_bound_and_untruncated_limit(rng: np.random.Generator) -> Non
     x = motif("ico147") + 0.05 * rng.normal(size=(147, 3))
     exact = sklearn_rdf(pdist(x), **RDF_SETTINGS)
     truncated = nanochart.rdf(x, **RDF_SETTINGS, cutoff_sigmas=6.0)
-    wide = nanochart.rdf(x, **RDF_SETTINGS, cutoff_sigmas=40.0)
+    wide = nanochart.rdf(x, **RDF_SETTINGS, cutoff_sigmas=20.0)  # the largest allowed
     short = nanochart.rdf(x, **RDF_SETTINGS, cutoff_sigmas=3.0)
     assert max_relative(truncated, exact) < 1e-7
     assert max_relative(wide, exact) < 1e-12

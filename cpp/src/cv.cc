@@ -10,7 +10,7 @@
 namespace nanochart {
 
 CollectiveVariable::CollectiveVariable(const std::string& model_path, CvOptions options)
-    : options_(std::move(options)), encoder_(model_path), rdf_(encoder_.metadata().rdf) {
+    : options_(std::move(options)), encoder_(model_path, options_.engine), rdf_(encoder_.metadata().rdf) {
   if (options_.num_threads < 1) {
     throw InputError("num_threads must be at least 1, got " + std::to_string(options_.num_threads));
   }
@@ -27,7 +27,8 @@ void CollectiveVariable::calculate(const double* positions, int64_t n_atoms, con
   ScopedThreadCount threads(options_.num_threads);
   recorded_ = false;
   std::vector<double> g(static_cast<size_t>(rdf_.n_bins()));
-  rdf_.compute(positions, n_atoms, box, g.data(), options_.partition);
+  rdf_record_.clear();
+  rdf_.compute(positions, n_atoms, box, g.data(), options_.partition, record_gradients ? &rdf_record_ : nullptr);
   if (options_.sum_over_ranks) options_.sum_over_ranks(g.data(), g.size());
   if (!record_gradients) {
     encoder_.evaluate(g.data(), 1, values);
@@ -41,7 +42,11 @@ void CollectiveVariable::calculate(const double* positions, int64_t n_atoms, con
 }
 
 void CollectiveVariable::backpropagate(const double* dV_dg, double* dV_dx, double* dV_dstrain) {
-  rdf_.backward(positions_.data(), n_atoms_, box_, dV_dg, dV_dx, dV_dstrain, options_.partition);
+  if (rdf_record_.empty()) {
+    rdf_.backward(positions_.data(), n_atoms_, box_, dV_dg, dV_dx, dV_dstrain, options_.partition);
+  } else {
+    rdf_.backward(rdf_record_, dV_dg, dV_dx, dV_dstrain);
+  }
   if (options_.sum_over_ranks) {
     options_.sum_over_ranks(dV_dx, static_cast<size_t>(n_atoms_) * 3);
     options_.sum_over_ranks(dV_dstrain, 9);

@@ -1,15 +1,20 @@
 #include "nanochart/encoder.h"
 
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Parallel.h>
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/csrc/jit/runtime/graph_executor.h>
 #include <torch/script.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <sstream>
 #include <vector>
 
 #include "nanochart/error.h"
+#include "native_encoder.h"
 #include "python_lock.h"
 
 namespace nanochart {
@@ -45,6 +50,12 @@ struct Encoder::Impl {
   int64_t n_cvs = 0;
   torch::Tensor recorded_input;
   torch::Tensor recorded_output;
+  std::unique_ptr<NativeEncoder> native;  // set when the core's evaluator replaces libtorch
+  std::string engine = "libtorch";
+
+  // Takes the core's own evaluator if it recognises the module and agrees with libtorch on
+  // inputs like those the model was trained on; otherwise libtorch stays, and engine says why.
+  void try_native();
 
   torch::Tensor run(const torch::Tensor& g) {
     // The profiling executor's graph rewrites cost more than they save on a model this small;
@@ -73,7 +84,7 @@ struct Encoder::Impl {
   }
 };
 
-Encoder::Encoder(const std::string& path) : impl_(std::make_unique<Impl>()) {
+Encoder::Encoder(const std::string& path, EncoderEngine engine) : impl_(std::make_unique<Impl>()) {
   impl_->path = path;
   if (!std::ifstream(path, std::ios::binary).good()) {
     throw FileError("cannot open model file '" + path + "': no such file or not readable");
@@ -121,6 +132,71 @@ Encoder::Encoder(const std::string& path) : impl_(std::make_unique<Impl>()) {
     throw ModelError("the output of the model '" + path +
                      "' does not depend differentiably on its input, so it cannot give forces");
   }
+  if (engine == EncoderEngine::kAuto) {
+    impl_->try_native();
+  } else {
+    impl_->engine = "libtorch (requested)";
+  }
+}
+
+void Encoder::Impl::try_native() {
+#if defined(__x86_64__)
+  // The evaluator is written for vector units of four doubles; on x86-64 CPUs without AVX2 its
+  // baseline build is slower than libtorch.
+  if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) {
+    engine = "libtorch (this CPU has no AVX2/FMA, which the core's evaluator needs to be fast)";
+    return;
+  }
+#endif
+  const int64_t m = metadata.rdf.n_bins;
+  std::string why_not;
+  std::unique_ptr<NativeEncoder> candidate = NativeEncoder::from_module(module, m, why_not);
+  if (!candidate || candidate->n_cvs() != n_cvs) {
+    engine = "libtorch (" + (candidate ? "the linear layer's width differs from cv_names" : why_not) + ")";
+    return;
+  }
+  // Inputs spread like the training RDFs (the module's own standardisation), a fixed seed, and
+  // random CV weights for the vector-Jacobian products.
+  auto generator = at::make_generator<at::CPUGeneratorImpl>(20231121);
+  const int64_t probes = 4;
+  torch::Tensor mean = module.attr("input_mean").toTensor().to(torch::kFloat64);
+  torch::Tensor scale = module.attr("input_scale").toTensor().to(torch::kFloat64);
+  torch::Tensor g = (mean + scale * at::randn({probes, m}, generator, torch::kFloat64)).contiguous();
+  torch::Tensor weights = at::randn({probes, n_cvs}, generator, torch::kFloat64).contiguous();
+  double worst = 0.0;
+  PythonLockRelease no_python_lock;  // autograd below, as in vjp()
+  for (int64_t p = 0; p < probes; ++p) {
+    c10::InferenceMode not_inference(false);
+    torch::AutoGradMode grad_mode(true);
+    torch::Tensor input = g.slice(0, p, p + 1).clone().requires_grad_(true);
+    torch::Tensor s_ref = run(input);
+    torch::Tensor dg_ref = torch::autograd::grad({s_ref}, {input}, {weights.slice(0, p, p + 1)})[0].contiguous();
+    std::vector<double> s(static_cast<size_t>(n_cvs)), dg(static_cast<size_t>(m));
+    candidate->forward_recorded(g.data_ptr<double>() + p * m, s.data());
+    candidate->vjp(weights.data_ptr<double>() + p * n_cvs, dg.data());
+    const auto relative = [](const double* a, const double* b, int64_t n) {
+      double diff = 0.0, size = 1e-300;
+      for (int64_t k = 0; k < n; ++k) {
+        diff = std::max(diff, std::abs(a[k] - b[k]));
+        size = std::max(size, std::abs(b[k]));
+      }
+      return diff / size;
+    };
+    worst = std::max({worst, relative(s.data(), s_ref.detach().data_ptr<double>(), n_cvs),
+                      relative(dg.data(), dg_ref.data_ptr<double>(), m)});
+  }
+  candidate->release();
+  // Summation order alone moves results by ~1e-15; anything near 1e-9 is a different function.
+  if (!(worst <= 1e-9)) {
+    std::ostringstream text;
+    text << "libtorch (the core's evaluator differs from the module by " << worst << " relative)";
+    engine = text.str();
+    return;
+  }
+  native = std::move(candidate);
+  std::ostringstream text;
+  text << "native (nanochart.encoder.ConvEncoder; matches libtorch to " << worst << " relative)";
+  engine = text.str();
 }
 
 Encoder::~Encoder() = default;
@@ -130,14 +206,26 @@ Encoder& Encoder::operator=(Encoder&&) noexcept = default;
 const ModelMetadata& Encoder::metadata() const { return impl_->metadata; }
 int64_t Encoder::n_cvs() const { return impl_->n_cvs; }
 int64_t Encoder::n_bins() const { return impl_->metadata.rdf.n_bins; }
+const std::string& Encoder::engine() const { return impl_->engine; }
 
 void Encoder::evaluate(const double* g, int64_t batch, double* s) const {
+  if (impl_->native) {
+    const int64_t m = n_bins(), d = impl_->n_cvs;
+    at::parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t b = begin; b < end; ++b) impl_->native->evaluate(g + b * m, s + b * d);
+    });
+    return;
+  }
   c10::InferenceMode inference;
   torch::Tensor out = impl_->run(blob(g, batch, n_bins()));
   std::memcpy(s, out.data_ptr<double>(), sizeof(double) * static_cast<size_t>(batch * impl_->n_cvs));
 }
 
 void Encoder::forward_recorded(const double* g, double* s) {
+  if (impl_->native) {
+    impl_->native->forward_recorded(g, s);
+    return;
+  }
   // Grad mode is thread-local: a Python caller inside torch.no_grad() must not turn it off here.
   c10::InferenceMode not_inference(false);
   torch::AutoGradMode grad_mode(true);
@@ -147,6 +235,11 @@ void Encoder::forward_recorded(const double* g, double* s) {
 }
 
 void Encoder::vjp(const double* dV_ds, double* dV_dg, bool keep_graph) {
+  if (impl_->native && impl_->native->recorded()) {
+    impl_->native->vjp(dV_ds, dV_dg);
+    if (!keep_graph) impl_->native->release();
+    return;
+  }
   if (!impl_->recorded_output.defined()) {
     throw Error("Encoder::vjp needs a forward_recorded() first (the graph was released or never recorded)");
   }

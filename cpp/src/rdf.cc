@@ -65,8 +65,10 @@ void RdfSettings::validate() const {
     throw InputError("RDF bins are " + std::to_string(spacing()) + " apart, more than 20 sigma (sigma=" +
                      std::to_string(sigma) + "): the grid would miss the Gaussians between bins; use more bins");
   }
-  if (!std::isfinite(cutoff_sigmas) || !(cutoff_sigmas > 0.0)) {
-    throw InputError("RDF kernel truncation needs cutoff_sigmas > 0, got " + std::to_string(cutoff_sigmas));
+  // Beyond 20 sigma a Gaussian is below 1e-87 of its peak: a larger cutoff changes nothing but
+  // the cost (and would take the kernel's exponentials out of their range).
+  if (!std::isfinite(cutoff_sigmas) || !(cutoff_sigmas > 0.0) || cutoff_sigmas > 20.0) {
+    throw InputError("RDF kernel truncation needs 0 < cutoff_sigmas <= 20, got " + std::to_string(cutoff_sigmas));
   }
 }
 
@@ -86,30 +88,50 @@ void check_finite_positions(const double* positions, int64_t n_atoms) {
 
 Rdf::Rdf(const RdfSettings& settings) : settings_(settings) { settings_.validate(); }
 
-void Rdf::compute(const double* positions, int64_t n_atoms, const Box& box, double* g, PairPartition partition) const {
+RdfRecord::RdfRecord() = default;
+RdfRecord::~RdfRecord() = default;
+RdfRecord::RdfRecord(RdfRecord&&) noexcept = default;
+RdfRecord& RdfRecord::operator=(RdfRecord&&) noexcept = default;
+
+void Rdf::compute(const double* positions, int64_t n_atoms, const Box& box, double* g, PairPartition partition,
+                  RdfRecord* record) const {
   check_inputs(positions, n_atoms, partition);
   const kernel::Grid grid(settings_);
   const kernel::Coordinates coords(positions, n_atoms);
   const int slots = scratch_slots();
-  std::vector<kernel::RowBuffers> rows;
-  std::vector<std::vector<double>> padded;
+  const int64_t n_pairs = static_cast<int64_t>(pair_count(n_atoms));
+  if (record && n_pairs > RdfRecord::kMaxPairs) {
+    record->clear();
+    record = nullptr;
+  }
+  if (record) {
+    if (!record->pairs_ || record->pairs_->capacity() != n_pairs) {
+      record->pairs_ = std::make_unique<kernel::PairArrays>(n_pairs);
+    }
+    record->n_atoms_ = n_atoms;
+    record->partition_ = partition;
+  }
+  // Rows write either into the record, each at its own pairs, or into per-thread scratch.
+  std::vector<kernel::PairArrays> scratch;
+  std::vector<kernel::CentreTable> sums;
   for (int t = 0; t < slots; ++t) {
-    rows.emplace_back(n_atoms, grid);
-    padded.emplace_back(static_cast<size_t>(grid.padded_size()), 0.0);
+    if (!record) scratch.emplace_back(n_atoms);
+    sums.emplace_back(grid, kernel::kWindowLanes * grid.groups);
   }
   for_each_owned_row(n_atoms, partition, [&](int64_t i) {
     const int thread = scratch_slot(slots);
     const int64_t count = n_atoms - i - 1;
-    kernel::separations(coords, i, box, rows[thread]);
-    kernel::kernel_parameters(grid, count, rows[thread]);
-    kernel::accumulate(grid, count, rows[thread], padded[thread].data());
+    const kernel::Row row = record ? kernel::Row(*record->pairs_, kernel::first_pair_of_row(i, n_atoms), nullptr)
+                                   : kernel::Row(scratch[thread], 0, nullptr);
+    kernel::separations(coords, i, box, row);
+    kernel::kernel_parameters(grid, count, row);
+    kernel::accumulate(grid, count, row, sums[thread]);
   });
+  if (record) record->filled_ = true;
+  std::fill(g, g + settings_.n_bins, 0.0);
+  for (const auto& part : sums) kernel::add_to_rdf(grid, part, g);
   const double norm = 1.0 / (pair_count(n_atoms) * settings_.sigma * kSqrtTwoPi);
-  for (int64_t k = 0; k < settings_.n_bins; ++k) {
-    double sum = 0.0;
-    for (const auto& buffer : padded) sum += buffer[static_cast<size_t>(grid.padding + k)];
-    g[k] = sum * norm;
-  }
+  for (int64_t k = 0; k < settings_.n_bins; ++k) g[k] *= norm;
 }
 
 void Rdf::compute_batch(const double* positions, int64_t batch, int64_t n_atoms, const Box& box, double* g,
@@ -134,29 +156,27 @@ void Rdf::compute_batch(const double* positions, int64_t batch, int64_t n_atoms,
   }
 }
 
-void Rdf::backward(const double* positions, int64_t n_atoms, const Box& box, const double* dL_dg, double* dL_dx,
-                   double* dL_dstrain, PairPartition partition) const {
-  check_inputs(positions, n_atoms, partition);
-  const kernel::Grid grid(settings_);
-  const kernel::Coordinates coords(positions, n_atoms);
-  std::vector<double> padded_w(static_cast<size_t>(grid.padded_size()), 0.0);
-  std::copy(dL_dg, dL_dg + settings_.n_bins, padded_w.begin() + grid.padding);
+namespace {
+
+// The backward pass over the owned rows; prepare_row(i, thread) returns row i with its
+// separations and kernel parameters in place (recomputed, or from a record).
+template <typename PrepareRow>
+void backward_rows(const RdfSettings& settings, int64_t n_atoms, const PairPartition& partition, const double* dL_dg,
+                   double* dL_dx, double* dL_dstrain, PrepareRow&& prepare_row) {
+  const kernel::Grid grid(settings);
+  const std::vector<double> padded_w = kernel::padded_weights(grid, dL_dg);
   const int slots = scratch_slots();
-  std::vector<kernel::RowBuffers> rows;
+  std::vector<std::vector<double>> dL_dr(static_cast<size_t>(slots), std::vector<double>(static_cast<size_t>(n_atoms)));
   std::vector<kernel::AtomGradients> sums;
-  for (int t = 0; t < slots; ++t) {
-    rows.emplace_back(n_atoms, grid);
-    sums.emplace_back(n_atoms);
-  }
+  for (int t = 0; t < slots; ++t) sums.emplace_back(n_atoms);
   // dK/dr = K x / sigma, with the kernel normalisation 1 / (P sigma sqrt(2 pi)).
-  const double scale = 1.0 / (pair_count(n_atoms) * settings_.sigma * kSqrtTwoPi * settings_.sigma);
+  const double scale = 1.0 / (pair_count(n_atoms) * settings.sigma * kSqrtTwoPi * settings.sigma);
   for_each_owned_row(n_atoms, partition, [&](int64_t i) {
     const int thread = scratch_slot(slots);
     const int64_t count = n_atoms - i - 1;
-    kernel::separations(coords, i, box, rows[thread]);
-    kernel::kernel_parameters(grid, count, rows[thread]);
-    kernel::pair_gradients(grid, count, rows[thread], padded_w.data());
-    kernel::scatter_gradients(i, count, scale, rows[thread], sums[thread]);
+    const kernel::Row row = prepare_row(grid, i, thread, dL_dr[static_cast<size_t>(thread)].data());
+    kernel::pair_gradients(grid, count, row, padded_w.data());
+    kernel::scatter_gradients(i, count, scale, row, sums[thread]);
   });
   std::fill(dL_dx, dL_dx + n_atoms * 3, 0.0);
   double strain[6] = {0, 0, 0, 0, 0, 0};
@@ -171,6 +191,32 @@ void Rdf::backward(const double* positions, int64_t n_atoms, const Box& box, con
   const double full[9] = {strain[0], strain[3], strain[4], strain[3], strain[1],
                           strain[5], strain[4], strain[5], strain[2]};
   std::copy(full, full + 9, dL_dstrain);
+}
+
+}  // namespace
+
+void Rdf::backward(const double* positions, int64_t n_atoms, const Box& box, const double* dL_dg, double* dL_dx,
+                   double* dL_dstrain, PairPartition partition) const {
+  check_inputs(positions, n_atoms, partition);
+  const kernel::Coordinates coords(positions, n_atoms);
+  std::vector<kernel::PairArrays> scratch;
+  for (int t = 0; t < scratch_slots(); ++t) scratch.emplace_back(n_atoms);
+  backward_rows(settings_, n_atoms, partition, dL_dg, dL_dx, dL_dstrain,
+                [&](const kernel::Grid& grid, int64_t i, int thread, double* dL_dr) {
+                  const kernel::Row row(scratch[thread], 0, dL_dr);
+                  kernel::separations(coords, i, box, row);
+                  kernel::kernel_parameters(grid, n_atoms - i - 1, row);
+                  return row;
+                });
+}
+
+void Rdf::backward(const RdfRecord& record, const double* dL_dg, double* dL_dx, double* dL_dstrain) const {
+  if (record.empty()) throw Error("Rdf::backward needs a record filled by compute()");
+  const int64_t n_atoms = record.n_atoms_;
+  backward_rows(settings_, n_atoms, record.partition_, dL_dg, dL_dx, dL_dstrain,
+                [&](const kernel::Grid&, int64_t i, int, double* dL_dr) {
+                  return kernel::Row(*record.pairs_, kernel::first_pair_of_row(i, n_atoms), dL_dr);
+                });
 }
 
 }  // namespace nanochart

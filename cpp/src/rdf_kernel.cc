@@ -5,157 +5,124 @@
 #include <cstring>
 #include <utility>
 
-// Hot loops get an AVX2+FMA clone chosen at load time where the CPU has it, and a baseline
-// clone otherwise, so one binary runs everywhere (GCC/Clang function multi-versioning, which
-// needs ifunc support: Linux on x86-64).
-#if defined(__x86_64__) && defined(__linux__) && !defined(NANOCHART_NO_CLONES)
-#define NANOCHART_HOT __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define NANOCHART_HOT
-#endif
+#include "vector_math.h"
 
 namespace nanochart::kernel {
 namespace {
 
-// exp(x) to about 1 ulp, branch-free so that loops over it vectorise: x = n ln2 + r with
-// |r| <= ln2/2, a degree-13 Taylor polynomial in r, and 2^n added to the exponent bits.
-// Valid for |x| < 708. The kernel only calls it with |x| <= h^2 / 2, and RdfSettings::validate
-// keeps h = spacing / sigma <= 20, so |x| <= 200 (a clamp here would stop the vectoriser).
-__attribute__((always_inline)) inline double vector_exp(double x) {
-  constexpr double kShifter = 6755399441055744.0;  // 1.5 * 2^52: rounds to an integer in the low bits
-  const double shifted = x * 1.4426950408889634 + kShifter;
-  const double n = shifted - kShifter;
-  double r = x - n * 0.6931471805599453094;
-  r -= n * 2.319046813846299558e-17;
-  double p = 1.0 / 6227020800.0;
-  p = p * r + 1.0 / 479001600.0;
-  p = p * r + 1.0 / 39916800.0;
-  p = p * r + 1.0 / 3628800.0;
-  p = p * r + 1.0 / 362880.0;
-  p = p * r + 1.0 / 40320.0;
-  p = p * r + 1.0 / 5040.0;
-  p = p * r + 1.0 / 720.0;
-  p = p * r + 1.0 / 120.0;
-  p = p * r + 1.0 / 24.0;
-  p = p * r + 1.0 / 6.0;
-  p = p * r + 0.5;
-  p = p * r + 1.0;
-  p = p * r + 1.0;
-  int64_t n_bits, p_bits;
-  std::memcpy(&n_bits, &shifted, sizeof(double));
-  std::memcpy(&p_bits, &p, sizeof(double));
-  p_bits += static_cast<int64_t>(static_cast<uint64_t>(n_bits) << 52);
-  double out;
-  std::memcpy(&out, &p_bits, sizeof(double));
-  return out;
+using WindowVec = Vec4;  // a group of kWindowLanes bins
+
+// A pair's window is walked a group of kWindowLanes bins at a time, bins c-R+Lj..c-R+Lj+L-1 for
+// group j < groups: `powers` holds e0 q^m for them (the first group is the pair's base, and q^4
+// moves it one group on), and group_factors masks the bins beyond the cutoff, so the kernel value
+// is group_factors(...) C_m. Groups is a template argument for the usual window widths so that
+// the loops are unrolled; 0 takes it from the grid at run time.
+static_assert(kWindowLanes == 4, "a pair's base holds four lanes");
+
+__attribute__((always_inline)) inline WindowVec group_factors(const Grid& grid, int j, double x0, WindowVec powers) {
+  if (!grid.masked[j]) return powers;
+  const WindowVec x = x0 + load<WindowVec>(grid.offsets.data() + kWindowLanes * j);
+  return keep(x * x <= grid.cutoff * grid.cutoff, powers);
 }
 
-// The masked kernel values of pair t on its window, into v[0..2R]. R is a template argument so
-// that for the usual settings (R <= kMaxFixedRadius) every loop has a fixed trip count and is
-// unrolled and vectorised; Radius = 0 takes R from the grid at run time.
-template <int Radius>
-__attribute__((always_inline)) inline void window_values(const Grid& grid, const RowBuffers& row, int64_t t,
-                                                         double* __restrict v) {
-  const int radius = Radius > 0 ? Radius : grid.radius;
-  const double x0 = row.x0[t], e0 = row.e0[t], q = row.up[t], q_inverse = row.down[t];
-  const double* __restrict gauss = grid.gauss.data();
-  const double* __restrict offsets = grid.offsets.data();
-  // Powers q^m in four interleaved chains, so no chain is longer than R/4 multiplications.
-  double up[4], down[4];
-  up[0] = e0 * q;
-  down[0] = e0 * q_inverse;
-  for (int l = 1; l < 4; ++l) {
-    up[l] = up[l - 1] * q;
-    down[l] = down[l - 1] * q_inverse;
-  }
-  const double q4 = up[3] / e0, q4_inverse = down[3] / e0;
-  v[radius] = e0 * gauss[radius];
-  for (int m = 1; m <= radius; m += 4) {
-    for (int l = 0; l < 4 && m + l <= radius; ++l) {
-      v[radius + m + l] = up[l] * gauss[radius + m + l];
-      v[radius - m - l] = down[l] * gauss[radius - m - l];
-      up[l] *= q4;
-      down[l] *= q4_inverse;
+template <int Groups>
+NANOCHART_HOT void accumulate_windows(const Grid& grid, int64_t count, const Row& row, CentreTable& sums) {
+  const int groups = Groups > 0 ? Groups : grid.groups;
+  for (int64_t t = 0; t < count; ++t) {
+    double* sum = sums.row(static_cast<int64_t>(row.centre[t]));
+    const double x0 = row.x0[t], q4 = row.q4[t];
+    WindowVec powers = load<WindowVec>(row.base + 4 * t);
+    for (int j = 0; j < groups; ++j) {
+      double* at = sum + kWindowLanes * j;
+      store(at, load<WindowVec>(at) + group_factors(grid, j, x0, powers));
+      powers *= q4;
     }
   }
-  const int width = 2 * radius + 1;
-  for (int m = 0; m < width; ++m) {
-    const double x = x0 + offsets[m];
-    v[m] = std::abs(x) <= grid.cutoff ? v[m] : 0.0;
-  }
 }
 
-template <int Radius>
-NANOCHART_HOT void accumulate_window(const Grid& grid, int64_t count, RowBuffers& row, double* padded_g) {
-  const int radius = Radius > 0 ? Radius : grid.radius;
-  const int width = 2 * radius + 1;
-  double* __restrict v = row.window.data();
+// sum_m w_k K_k x_k = sum_m p w_k (x0 C_m + C_m m h), k = c + m, for weights w with a margin of
+// kWindowLanes * groups bins on each side (so that the windows of pinned pairs read zeros).
+template <int Groups>
+NANOCHART_HOT void gradient_windows(const Grid& grid, int64_t count, const Row& row, const double* padded_w) {
+  const int groups = Groups > 0 ? Groups : grid.groups;
+  const int64_t margin = kWindowLanes * grid.groups;
+  const double* gauss = grid.gauss.data();
+  const double* gauss_offsets = grid.gauss_offsets.data();
   for (int64_t t = 0; t < count; ++t) {
-    window_values<Radius>(grid, row, t, v);
-    double* __restrict g = padded_g + grid.padding + static_cast<int64_t>(row.centre[t]) - radius;
-    for (int m = 0; m < width; ++m) g[m] += v[m];
+    const double* w = padded_w + margin + static_cast<int64_t>(row.centre[t]) - grid.radius;
+    const double x0 = row.x0[t], q4 = row.q4[t];
+    WindowVec powers = load<WindowVec>(row.base + 4 * t);
+    WindowVec sum = {};
+    for (int j = 0; j < groups; ++j) {
+      const int at = kWindowLanes * j;
+      const WindowVec p = group_factors(grid, j, x0, powers);
+      sum += p * load<WindowVec>(w + at) * (x0 * load<WindowVec>(gauss + at) + load<WindowVec>(gauss_offsets + at));
+      powers *= q4;
+    }
+    row.dL_dr[t] = lane_sum(sum);
   }
 }
 
-template <int Radius>
-NANOCHART_HOT void gradient_window(const Grid& grid, int64_t count, RowBuffers& row, const double* padded_w) {
-  const int radius = Radius > 0 ? Radius : grid.radius;
-  const int width = 2 * radius + 1;
-  double* __restrict v = row.window.data();
-  const double* __restrict offsets = grid.offsets.data();
-  for (int64_t t = 0; t < count; ++t) {
-    window_values<Radius>(grid, row, t, v);
-    const double* __restrict w = padded_w + grid.padding + static_cast<int64_t>(row.centre[t]) - radius;
-    const double x0 = row.x0[t];
-    double sum = 0.0;
-    // Reassociating this short sum lets it run in vector lanes instead of one add at a time.
-#pragma omp simd reduction(+ : sum)
-    for (int m = 0; m < width; ++m) sum += w[m] * v[m] * (x0 + offsets[m]);
-    row.dL_dr[t] = sum;
-  }
-}
+// Window widths (in groups of bins) with their own compiled specialisation: up to 32 bins,
+// R <= 15, which covers h >= 0.4 at the default cutoff; wider windows use the run-time width.
+constexpr int kMaxFixedGroups = 32 / kWindowLanes;
 
-// Window radii with their own compiled specialisation; larger ones use the run-time radius.
-constexpr int kMaxFixedRadius = 16;
+using AccumulateFunction = void (*)(const Grid&, int64_t, const Row&, CentreTable&);
+using GradientFunction = void (*)(const Grid&, int64_t, const Row&, const double*);
 
-using AccumulateFunction = void (*)(const Grid&, int64_t, RowBuffers&, double*);
-using GradientFunction = void (*)(const Grid&, int64_t, RowBuffers&, const double*);
-
-template <int... Radii>
-AccumulateFunction pick_accumulate(int radius, std::integer_sequence<int, Radii...>) {
-  AccumulateFunction chosen = &accumulate_window<0>;
-  ((radius == Radii + 1 ? (chosen = &accumulate_window<Radii + 1>, 0) : 0), ...);
+template <int... G>
+AccumulateFunction pick_accumulate(int groups, std::integer_sequence<int, G...>) {
+  AccumulateFunction chosen = &accumulate_windows<0>;
+  ((groups == G + 1 ? (chosen = &accumulate_windows<G + 1>, 0) : 0), ...);
   return chosen;
 }
 
-template <int... Radii>
-GradientFunction pick_gradient(int radius, std::integer_sequence<int, Radii...>) {
-  GradientFunction chosen = &gradient_window<0>;
-  ((radius == Radii + 1 ? (chosen = &gradient_window<Radii + 1>, 0) : 0), ...);
+template <int... G>
+GradientFunction pick_gradient(int groups, std::integer_sequence<int, G...>) {
+  GradientFunction chosen = &gradient_windows<0>;
+  ((groups == G + 1 ? (chosen = &gradient_windows<G + 1>, 0) : 0), ...);
   return chosen;
 }
 
 }  // namespace
 
+// With |x0| <= h/2, bin c+m is within the cutoff only if |m| h - h/2 <= cutoff.
 Grid::Grid(const RdfSettings& s)
     : r_min(s.r_min),
       inv_spacing(1.0 / s.spacing()),
       h(s.spacing() / s.sigma),
       cutoff(s.cutoff_sigmas),
       n_bins(s.n_bins),
-      radius(static_cast<int>(std::ceil(s.cutoff_sigmas * s.sigma / s.spacing() + 0.5))),
-      padding(2 * static_cast<int64_t>(radius) + 2) {
-  for (int m = -radius; m <= radius; ++m) {
+      radius(static_cast<int>(std::floor(s.cutoff_sigmas / h + 0.5))),
+      groups((2 * radius + kWindowLanes) / kWindowLanes) {
+  for (int m = -radius; m < -radius + kWindowLanes * groups; ++m) {
     gauss.push_back(std::exp(-0.5 * m * m * h * h));
     offsets.push_back(m * h);
+    gauss_offsets.push_back(gauss.back() * offsets.back());
+  }
+  // Bins with |m| h + h/2 <= cutoff are inside the cutoff whatever x0; only groups holding
+  // others need the mask.
+  const int always_inside = static_cast<int>(std::floor(s.cutoff_sigmas / h - 0.5));
+  for (int j = 0; j < groups; ++j) {
+    const int first = -radius + kWindowLanes * j, last = first + kWindowLanes - 1;
+    masked.push_back(first < -always_inside || last > always_inside);
   }
 }
 
-RowBuffers::RowBuffers(int64_t n_atoms, const Grid& grid) : window(static_cast<size_t>(2 * grid.radius + 1)) {
-  for (auto* buffer : {&dx, &dy, &dz, &r, &centre, &x0, &e0, &up, &down, &dL_dr}) {
-    buffer->assign(static_cast<size_t>(n_atoms), 0.0);
-  }
+PairArrays::PairArrays(int64_t capacity) : base(static_cast<size_t>(4 * capacity)) {
+  for (auto* values : {&dx, &dy, &dz, &r, &centre, &x0, &q4}) values->resize(static_cast<size_t>(capacity));
 }
+
+Row::Row(PairArrays& a, int64_t first, double* dL_dr_scratch)
+    : dx(a.dx.data() + first),
+      dy(a.dy.data() + first),
+      dz(a.dz.data() + first),
+      r(a.r.data() + first),
+      centre(a.centre.data() + first),
+      x0(a.x0.data() + first),
+      q4(a.q4.data() + first),
+      base(a.base.data() + 4 * first),
+      dL_dr(dL_dr_scratch) {}
 
 AtomGradients::AtomGradients(int64_t n_atoms)
     : x(static_cast<size_t>(n_atoms), 0.0),
@@ -173,16 +140,16 @@ Coordinates::Coordinates(const double* positions, int64_t n_atoms) {
   }
 }
 
-NANOCHART_HOT void separations(const Coordinates& coords, int64_t i, const Box& box, RowBuffers& row) {
+NANOCHART_HOT void separations(const Coordinates& coords, int64_t i, const Box& box, const Row& row) {
   const int64_t count = static_cast<int64_t>(coords.x.size()) - i - 1;
   const double xi = coords.x[i], yi = coords.y[i], zi = coords.z[i];
   const double* __restrict x = coords.x.data() + i + 1;
   const double* __restrict y = coords.y.data() + i + 1;
   const double* __restrict z = coords.z.data() + i + 1;
-  double* __restrict dx = row.dx.data();
-  double* __restrict dy = row.dy.data();
-  double* __restrict dz = row.dz.data();
-  double* __restrict r = row.r.data();
+  double* __restrict dx = row.dx;
+  double* __restrict dy = row.dy;
+  double* __restrict dz = row.dz;
+  double* __restrict r = row.r;
   for (int64_t t = 0; t < count; ++t) {
     dx[t] = x[t] - xi;
     dy[t] = y[t] - yi;
@@ -212,14 +179,17 @@ NANOCHART_HOT void separations(const Coordinates& coords, int64_t i, const Box& 
 }
 
 // Arrays come in as __restrict parameters: GCC vectorises this loop only then, not with
-// __restrict locals taken from the row's vectors.
-static NANOCHART_HOT void kernel_parameters_of(int64_t count, double r_min, double inv_spacing, double h, double lowest,
-                                               double highest, const double* __restrict r, double* __restrict centre,
-                                               double* __restrict x0, double* __restrict e0, double* __restrict up,
-                                               double* __restrict down) {
+// __restrict locals taken from the row's vectors. The exponents stay inside vector_exp's range:
+// |x0| <= h/2, R <= cutoff/h + 1/2, and RdfSettings::validate keeps h <= 20 and cutoff <= 20,
+// so |x0^2/2 - R x0 h| <= 3h^2/8 + cutoff h/2 <= 350 and |x0 h| <= 200.
+static NANOCHART_HOT void kernel_parameters_of(int64_t count, double r_min, double inv_spacing, double h, int radius,
+                                               double lowest, double highest, const double* __restrict r,
+                                               double* __restrict centre, double* __restrict x0,
+                                               double* __restrict base, double* __restrict q4) {
   constexpr double kShifter = 6755399441055744.0;
+  const double rh = radius * h;
   for (int64_t t = 0; t < count; ++t) {
-    // Pairs far outside the grid are pinned to the padding, where their window is discarded.
+    // Pairs far outside the grid are pinned just beyond it, where their window is discarded.
     // (Ternaries, not std::min/max, whose references defeat the vectoriser.)
     double p = (r[t] - r_min) * inv_spacing;
     p = p < lowest ? lowest : p;
@@ -228,25 +198,57 @@ static NANOCHART_HOT void kernel_parameters_of(int64_t count, double r_min, doub
     const double x = (c - p) * h;
     centre[t] = c;
     x0[t] = x;
-    e0[t] = vector_exp(-0.5 * x * x);
-    up[t] = vector_exp(-x * h);
-    down[t] = 1.0 / up[t];
+    const double q = vector_exp(-x * h);
+    const double b = vector_exp(x * (rh - 0.5 * x));  // e0 q^-R
+    const double q2 = q * q;
+    base[4 * t] = b;
+    base[4 * t + 1] = b * q;
+    base[4 * t + 2] = b * q2;
+    base[4 * t + 3] = b * q2 * q;
+    q4[t] = q2 * q2;
   }
 }
 
-void kernel_parameters(const Grid& grid, int64_t count, RowBuffers& row) {
+void kernel_parameters(const Grid& grid, int64_t count, const Row& row) {
   const double lowest = -static_cast<double>(grid.radius) - 1.0;
   const double highest = static_cast<double>(grid.n_bins - 1 + grid.radius) + 1.0;
-  kernel_parameters_of(count, grid.r_min, grid.inv_spacing, grid.h, lowest, highest, row.r.data(), row.centre.data(),
-                       row.x0.data(), row.e0.data(), row.up.data(), row.down.data());
+  kernel_parameters_of(count, grid.r_min, grid.inv_spacing, grid.h, grid.radius, lowest, highest, row.r, row.centre,
+                       row.x0, row.base, row.q4);
 }
 
-void accumulate(const Grid& grid, int64_t count, RowBuffers& row, double* padded_g) {
-  pick_accumulate(grid.radius, std::make_integer_sequence<int, kMaxFixedRadius>())(grid, count, row, padded_g);
+CentreTable::CentreTable(const Grid& grid, int64_t columns)
+    : first_centre(-grid.radius - 1), width(columns), rows(grid.n_bins + 2 * grid.radius + 2) {
+  // Rows start on 32-byte boundaries (width is a multiple of 4), so no vector access straddles
+  // two cache lines.
+  storage_.assign(static_cast<size_t>(rows * width + 4), 0.0);
+  offset_ = ((32 - reinterpret_cast<uintptr_t>(storage_.data()) % 32) % 32) / sizeof(double);
 }
 
-void pair_gradients(const Grid& grid, int64_t count, RowBuffers& row, const double* padded_w) {
-  pick_gradient(grid.radius, std::make_integer_sequence<int, kMaxFixedRadius>())(grid, count, row, padded_w);
+void accumulate(const Grid& grid, int64_t count, const Row& row, CentreTable& sums) {
+  pick_accumulate(grid.groups, std::make_integer_sequence<int, kMaxFixedGroups>())(grid, count, row, sums);
+}
+
+void add_to_rdf(const Grid& grid, const CentreTable& sums, double* g) {
+  const int64_t width = kWindowLanes * grid.groups;
+  for (int64_t r = 0; r < sums.rows; ++r) {
+    const int64_t c = sums.first_centre + r;
+    const double* sum = sums.row(c);
+    for (int64_t m = 0; m < width; ++m) {
+      const int64_t k = c - grid.radius + m;
+      if (k >= 0 && k < grid.n_bins) g[k] += grid.gauss[m] * sum[m];
+    }
+  }
+}
+
+std::vector<double> padded_weights(const Grid& grid, const double* w) {
+  const int64_t margin = kWindowLanes * grid.groups;
+  std::vector<double> padded(static_cast<size_t>(grid.n_bins + 2 * margin), 0.0);
+  std::copy(w, w + grid.n_bins, padded.begin() + margin);
+  return padded;
+}
+
+void pair_gradients(const Grid& grid, int64_t count, const Row& row, const double* padded_w) {
+  pick_gradient(grid.groups, std::make_integer_sequence<int, kMaxFixedGroups>())(grid, count, row, padded_w);
 }
 
 // Arrays as __restrict parameters, as in kernel_parameters_of, so the loop vectorises.
@@ -279,10 +281,10 @@ static NANOCHART_HOT void scatter_gradients_of(int64_t count, double scale, cons
   for (int a = 0; a < 9; ++a) sums[a] = out[a];
 }
 
-void scatter_gradients(int64_t i, int64_t count, double scale, const RowBuffers& row, AtomGradients& out) {
+void scatter_gradients(int64_t i, int64_t count, double scale, const Row& row, AtomGradients& out) {
   double sums[9];
-  scatter_gradients_of(count, scale, row.dx.data(), row.dy.data(), row.dz.data(), row.r.data(), row.dL_dr.data(),
-                       out.x.data() + i + 1, out.y.data() + i + 1, out.z.data() + i + 1, sums);
+  scatter_gradients_of(count, scale, row.dx, row.dy, row.dz, row.r, row.dL_dr, out.x.data() + i + 1,
+                       out.y.data() + i + 1, out.z.data() + i + 1, sums);
   out.x[i] -= sums[0];
   out.y[i] -= sums[1];
   out.z[i] -= sums[2];

@@ -1,12 +1,15 @@
-// Inner loops of the RDF, written so that the compiler vectorises them. Private to the core.
+// Inner loops of the RDF, written so that they run in vector registers. Private to the core.
 //
 // For the pairs of one atom i with atoms i+1..n-1, the kernel of a pair at fractional bin
 // position p is evaluated on the window of bins c-R..c+R around its nearest bin c. With
 // x0 = (c - p) h (h = bin spacing / sigma) the value at bin c+m factorises as
 //   exp(-(x0 + m h)^2 / 2) = e0 * q^m * C_m,  e0 = exp(-x0^2/2), q = exp(-x0 h), C_m = exp(-m^2 h^2 / 2),
-// so a pair costs three exponentials and a few multiplications, whatever the window width.
-// Bins beyond cutoff_sigmas are masked to zero; windows that stick out of the grid land in
-// padding that is discarded, so no loop has a branch or a clamp.
+// so a pair costs two exponentials and a few multiplications, whatever the window width. The
+// window is handled kWindowLanes bins at a time, as one vector: from b = e0 q^-R [1, q, q^2, q^3]
+// and q^4, each group of bins is the previous one times q^L. The factors C_m are the same for every
+// pair, so the forward pair loop sums e0 q^m alone per centre bin c, and C_m is applied once per
+// bin. Bins beyond cutoff_sigmas are masked to zero;
+// windows that stick out of the grid are discarded, so the pair loops have no branch or clamp.
 #pragma once
 
 #include <cstdint>
@@ -17,25 +20,39 @@
 
 namespace nanochart::kernel {
 
+// Bins per vector in the window loops (a multiple of 4).
+constexpr int kWindowLanes = 4;
+
 struct Grid {
   explicit Grid(const RdfSettings& settings);
 
   double r_min, inv_spacing, h, cutoff;
   int64_t n_bins;
-  int radius;                   // R: the window has 2R+1 bins
-  int64_t padding;              // bins of padding on each side of the padded buffers
-  std::vector<double> gauss;    // C_m, m = -R..R
-  std::vector<double> offsets;  // m h, m = -R..R
-
-  int64_t padded_size() const { return n_bins + 2 * padding; }
+  int radius;                         // R: bins c-R..c+R can be within the cutoff of a pair at bin c
+  int groups;                         // the window as groups of kWindowLanes bins
+  std::vector<double> gauss;          // C_m, m = -R..-R+kWindowLanes*groups-1
+  std::vector<double> offsets;        // m h, same m
+  std::vector<double> gauss_offsets;  // C_m m h, same m
+  std::vector<char> masked;           // per group of bins: may any of them lie beyond the cutoff?
 };
 
-// Per-pair scratch for one row of the pair loop.
-struct RowBuffers {
-  RowBuffers(int64_t n_atoms, const Grid& grid);
-  std::vector<double> dx, dy, dz, r, centre, x0, e0, up, down, dL_dr;
-  std::vector<double> window;  // kernel values of one pair, 2R+1 bins
+// Per-pair values for `capacity` pairs: one row's scratch, or every pair of a recorded structure.
+struct PairArrays {
+  explicit PairArrays(int64_t capacity);
+  int64_t capacity() const { return static_cast<int64_t>(r.size()); }
+  std::vector<double> dx, dy, dz, r, centre, x0, q4;
+  std::vector<double> base;  // e0 q^-R [1, q, q^2, q^3], four per pair
 };
+
+// The pairs (i, j) of one row i, j = i+1..n-1: views into PairArrays from the row's first pair
+// on, and the row's derivative scratch dL_dr.
+struct Row {
+  Row(PairArrays& arrays, int64_t first_pair, double* dL_dr);
+  double *dx, *dy, *dz, *r, *centre, *x0, *q4, *base, *dL_dr;
+};
+
+// Index of the first pair of row i among all pairs (i, j > i) of n atoms, rows in order.
+inline int64_t first_pair_of_row(int64_t i, int64_t n_atoms) { return i * (n_atoms - 1) - i * (i - 1) / 2; }
 
 // Per-atom derivative sums of one thread, coordinates apart so the scatter vectorises.
 struct AtomGradients {
@@ -51,19 +68,41 @@ struct Coordinates {
 };
 
 // Separations x_j - x_i and distances for j = i+1..n-1 into rows[0..n-i-2].
-void separations(const Coordinates& coords, int64_t i, const Box& box, RowBuffers& row);
+void separations(const Coordinates& coords, int64_t i, const Box& box, const Row& row);
 
-// Nearest bin, x0, e0, q and 1/q for the first `count` pairs of the row.
-void kernel_parameters(const Grid& grid, int64_t count, RowBuffers& row);
+// Nearest bin, x0, base and q^4 for the first `count` pairs of the row.
+void kernel_parameters(const Grid& grid, int64_t count, const Row& row);
 
-// Adds the unnormalised kernels of the row's pairs to padded_g (grid.padded_size() values).
-void accumulate(const Grid& grid, int64_t count, RowBuffers& row, double* padded_g);
+// One row of `width` values per bin a pair's centre can be (c = -R-1..n_bins+R, where pairs off
+// the grid are pinned), rows aligned for vector access.
+class CentreTable {
+ public:
+  CentreTable(const Grid& grid, int64_t width);
+  double* row(int64_t centre) { return storage_.data() + offset_ + (centre - first_centre) * width; }
+  const double* row(int64_t centre) const { return storage_.data() + offset_ + (centre - first_centre) * width; }
+
+  int64_t first_centre, width, rows;
+
+ private:
+  std::vector<double> storage_;
+  size_t offset_ = 0;
+};
+
+// Adds e0 q^m of the row's pairs to the row of their centre bin in `sums` (width
+// kWindowLanes * groups): the kernel sums before the factors C_m, which add_to_rdf applies.
+void accumulate(const Grid& grid, int64_t count, const Row& row, CentreTable& sums);
+
+// g_k += sum over centres c and offsets m with c + m = k of C_m sums[c][m]: the unnormalised RDF.
+void add_to_rdf(const Grid& grid, const CentreTable& sums, double* g);
+
+// Weights w (n_bins) with the zero margins pair_gradients reads.
+std::vector<double> padded_weights(const Grid& grid, const double* w);
 
 // row.dL_dr[t] = sum_k w_k K_k x_k (x_k = (r_k - r) / sigma), the unnormalised derivative
-// of sum_k w_k K_k with respect to r times sigma, for padded weights padded_w.
-void pair_gradients(const Grid& grid, int64_t count, RowBuffers& row, const double* padded_w);
+// of sum_k w_k K_k with respect to r times sigma, for padded_weights(grid, w).
+void pair_gradients(const Grid& grid, int64_t count, const Row& row, const double* padded_w);
 
 // Adds dL/dx of atom i and of atoms i+1.. for dL/dr = scale * row.dL_dr[t], and the strain derivative.
-void scatter_gradients(int64_t i, int64_t count, double scale, const RowBuffers& row, AtomGradients& out);
+void scatter_gradients(int64_t i, int64_t count, double scale, const Row& row, AtomGradients& out);
 
 }  // namespace nanochart::kernel

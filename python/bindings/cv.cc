@@ -9,13 +9,19 @@ namespace nanochart::bindings {
 
 void bind_cv(py::module_& m) {
   py::class_<CollectiveVariable>(m, "CollectiveVariable")
-      .def(py::init([](const std::string& path, int num_threads) {
+      .def(py::init([](const std::string& path, int num_threads, const std::string& engine) {
              CvOptions options;
              options.num_threads = num_threads;
+             if (engine == "libtorch") {
+               options.engine = EncoderEngine::kLibtorch;
+             } else if (engine != "auto") {
+               throw InputError("engine must be 'auto' or 'libtorch', got '" + engine + "'");
+             }
              py::gil_scoped_release release;
              return std::make_unique<CollectiveVariable>(path, options);
            }),
-           py::arg("path"), py::arg("num_threads") = 1)
+           py::arg("path"), py::arg("num_threads") = 1, py::arg("engine") = "auto")
+      .def_property_readonly("engine", &CollectiveVariable::engine)
       .def_property_readonly("metadata_json", [](const CollectiveVariable& cv) { return cv.metadata().json; })
       .def_property_readonly("cv_names", [](const CollectiveVariable& cv) { return cv.metadata().cv_names; })
       .def_property_readonly("n_atoms", [](const CollectiveVariable& cv) { return cv.metadata().n_atoms; })

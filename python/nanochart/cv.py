@@ -33,15 +33,25 @@ class CV:
         TorchScript file with ``nanochart.json`` metadata (see :func:`nanochart.export_model`).
     num_threads
         libtorch threads for the RDF pair loops and the encoder (default 1).
+    engine
+        ``"auto"`` (default): a model of nanochart's own encoder architecture runs in the core's
+        own float64 evaluator, after it is checked against libtorch on load (several times faster
+        per structure); any other model runs in libtorch. ``"libtorch"``: always libtorch.
+        :attr:`engine` says which one runs, and why.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, num_threads: int = 1) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, num_threads: int = 1, engine: str = "auto") -> None:
         self.path = Path(path)
-        self._core = _core.CollectiveVariable(os.fspath(path), int(num_threads))
+        self._core = _core.CollectiveVariable(os.fspath(path), int(num_threads), str(engine))
         self.metadata: dict[str, Any] = json.loads(self._core.metadata_json)
 
     def __repr__(self) -> str:
         return f"CV({str(self.path)!r}, cv_names={self.cv_names}, n_atoms={self.n_atoms})"
+
+    @property
+    def engine(self) -> str:
+        """Who evaluates the encoder, and why: ``"native (...)"`` or ``"libtorch (...)"``."""
+        return str(self._core.engine)
 
     @property
     def cv_names(self) -> list[str]:

@@ -115,6 +115,22 @@ def test_restraint_forces_equal_core_forces(tmp_path, model_path, trajectory) ->
         assert max_relative(virial, expected_virial) < 1e-8
 
 
+def test_both_engines_give_the_same_forces(tmp_path, model_path, trajectory) -> None:
+    path, frames = trajectory
+    at = nanochart.CV(model_path).values(frames[0].positions[None])[0] + 0.05
+    runs = {}
+    for engine in ("auto", "libtorch"):
+        body = _restraint(model_path, at, 500.0, extra=f"NOPBC ENGINE={engine}").format(n=147)
+        dump = ["--dump-forces", "f.xyz", "--dump-forces-fmt", "%.17g", "--dump-full-virial"]
+        log = _driver(tmp_path / engine, body, path, dump)
+        runs[engine] = (log, _read_dumped_forces(tmp_path / engine / "f.xyz", 147))
+    assert "encoder engine: native (nanochart.encoder.ConvEncoder" in runs["auto"][0]
+    assert "encoder engine: libtorch (requested)" in runs["libtorch"][0]
+    for (forces, virial), (ref_forces, ref_virial) in zip(runs["auto"][1], runs["libtorch"][1], strict=True):
+        assert max_relative(forces, ref_forces) < 1e-12
+        assert max_relative(virial, ref_virial) < 1e-12
+
+
 def _read_dumped_forces(path: Path, n_atoms: int) -> list[tuple[np.ndarray, np.ndarray]]:
     lines = path.read_text().splitlines()
     frames = []
@@ -201,6 +217,10 @@ def test_errors_go_through_plumed(tmp_path, model_path, trajectory, plumed_error
     assert "without nanochart.json metadata" in out
     out = _run_expecting_error(tmp_path / "d", f"cv: RDF_ENCODER MODEL={model_path} NOPBC", path, status)
     assert "at least 2 atoms" in out
+    out = _run_expecting_error(
+        tmp_path / "e", f"cv: RDF_ENCODER MODEL={model_path} GROUP=1-147 ENGINE=cuda", path, status
+    )
+    assert "ENGINE must be auto or libtorch, got cuda" in out
 
 
 def test_other_group_size_warns_but_runs(tmp_path, model_path, trajectory) -> None:

@@ -17,6 +17,9 @@ struct CvOptions {
   // libtorch intra-op threads used by the RDF pair loops and the encoder. Default 1: inside MD
   // the engine owns the cores.
   int num_threads = 1;
+  // kAuto evaluates nanochart's own encoder architecture with the core's evaluator (checked
+  // against libtorch on load); kLibtorch always uses libtorch.
+  EncoderEngine engine = EncoderEngine::kAuto;
   // Which pairs this process owns, and how to sum a buffer over the processes that share the
   // group (an MPI allreduce). Without sum_over_ranks the CV runs alone.
   PairPartition partition;
@@ -33,6 +36,7 @@ class CollectiveVariable {
   const Rdf& rdf() const { return rdf_; }
   int64_t n_cvs() const { return encoder_.n_cvs(); }
   int num_threads() const { return options_.num_threads; }
+  const std::string& engine() const { return encoder_.engine(); }
 
   // values (n_cvs) for positions (n_atoms x 3) in the model's length unit. With
   // record_gradients the RDF and the encoder graph are kept for apply_bias() or jacobian().
@@ -62,6 +66,7 @@ class CollectiveVariable {
   std::vector<double> positions_;
   int64_t n_atoms_ = 0;
   Box box_;
+  RdfRecord rdf_record_;  // the pairs of the last calculate(), unless there were too many
   bool recorded_ = false;
 };
 

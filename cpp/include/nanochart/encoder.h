@@ -1,5 +1,7 @@
 // Runs an exported TorchScript encoder: g (the RDF, n_bins values) -> s (n_cvs CVs), and the
-// vector-Jacobian product dV/dg = (ds/dg)^T dV/ds through libtorch autograd.
+// vector-Jacobian product dV/dg = (ds/dg)^T dV/ds through libtorch autograd, or through the
+// core's own evaluator when the module is nanochart's encoder architecture and the evaluator
+// agrees with libtorch on load (several times faster for one structure).
 #pragma once
 
 #include <cstdint>
@@ -10,12 +12,16 @@
 
 namespace nanochart {
 
+// Who evaluates the encoder: kAuto takes the core's own evaluator where it applies, kLibtorch
+// always runs the TorchScript module through libtorch.
+enum class EncoderEngine { kAuto, kLibtorch };
+
 class Encoder {
  public:
   // Loads the TorchScript file and its `nanochart.json`, converts the module to float64 in eval
   // mode, and probes it once so that a model breaking the contract fails here, with a message,
   // instead of in the middle of an MD run. Throws FileError or ModelError.
-  explicit Encoder(const std::string& path);
+  explicit Encoder(const std::string& path, EncoderEngine engine = EncoderEngine::kAuto);
   ~Encoder();
   Encoder(Encoder&&) noexcept;
   Encoder& operator=(Encoder&&) noexcept;
@@ -23,6 +29,8 @@ class Encoder {
   const ModelMetadata& metadata() const;
   int64_t n_cvs() const;
   int64_t n_bins() const;
+  // "native" or "libtorch", and why (for logs): e.g. "libtorch (requested)".
+  const std::string& engine() const;
 
   // s = f(g) for a batch (batch x n_bins in, batch x n_cvs out), recording no autograd graph.
   void evaluate(const double* g, int64_t batch, double* s) const;

@@ -7,10 +7,15 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 
 #include "nanochart/box.h"
 
 namespace nanochart {
+
+namespace kernel {
+struct PairArrays;
+}
 
 struct RdfSettings {
   double r_min = 0.0;
@@ -34,6 +39,29 @@ struct PairPartition {
   void validate() const;
 };
 
+// What Rdf::compute keeps of one structure for the backward passes that follow: every pair's
+// separation and kernel parameters, so that backward() need not recompute them. Kept only up to
+// kMaxPairs pairs (about 23 MB); larger structures are recomputed instead.
+class RdfRecord {
+ public:
+  static constexpr int64_t kMaxPairs = int64_t{1} << 18;
+
+  RdfRecord();
+  ~RdfRecord();
+  RdfRecord(RdfRecord&&) noexcept;
+  RdfRecord& operator=(RdfRecord&&) noexcept;
+
+  bool empty() const { return !filled_; }
+  void clear() { filled_ = false; }
+
+ private:
+  friend class Rdf;
+  std::unique_ptr<kernel::PairArrays> pairs_;
+  int64_t n_atoms_ = 0;
+  PairPartition partition_;
+  bool filled_ = false;
+};
+
 class Rdf {
  public:
   // Throws InputError for impossible settings.
@@ -44,7 +72,10 @@ class Rdf {
 
   // Writes g (n_bins values) for positions (n_atoms x 3, row-major). Throws InputError for fewer
   // than two atoms or non-finite coordinates.
-  void compute(const double* positions, int64_t n_atoms, const Box& box, double* g, PairPartition partition = {}) const;
+  // With a record, also keeps what backward(record, ...) needs (or clears the record when the
+  // structure has more than RdfRecord::kMaxPairs pairs).
+  void compute(const double* positions, int64_t n_atoms, const Box& box, double* g, PairPartition partition = {},
+               RdfRecord* record = nullptr) const;
 
   // g (batch x n_bins) for a batch of structures (batch x n_atoms x 3) sharing one box, in
   // parallel over the structures, each the share of `partition` as in compute(). Errors name
@@ -58,6 +89,9 @@ class Rdf {
   // sum_i x_i (x) dL/dx_i for a cluster in vacuum; PLUMED's box derivative is its negative.
   void backward(const double* positions, int64_t n_atoms, const Box& box, const double* dL_dg, double* dL_dx,
                 double* dL_dstrain, PairPartition partition = {}) const;
+
+  // The same for the structure of a compute() that filled `record` (same results, less work).
+  void backward(const RdfRecord& record, const double* dL_dg, double* dL_dx, double* dL_dstrain) const;
 
  private:
   RdfSettings settings_;

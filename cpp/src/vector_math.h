@@ -1,0 +1,81 @@
+// Helpers for the vectorised hot loops of the core. Private to cpp/src.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+
+// Hot loops get AVX-512 and AVX2+FMA clones chosen at load time where the CPU has them, and a
+// baseline clone otherwise, so one binary runs everywhere (GCC/Clang function multi-versioning, which
+// needs ifunc support: Linux on x86-64).
+#if defined(__x86_64__) && defined(__linux__) && !defined(NANOCHART_NO_CLONES)
+#define NANOCHART_HOT __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define NANOCHART_HOT
+#endif
+
+namespace nanochart {
+
+// Four or eight doubles as one value (GCC/Clang vector extension), lowered to whatever the
+// clone's instruction set has: one AVX-512 register for eight in the x86-64-v4 clone, one AVX
+// register for four in the v3 clone, SSE pairs in the baseline. Hot loops use them where the
+// auto-vectoriser gives up or spills (it did, depending on loop lengths known only at run time).
+using Vec4 = double __attribute__((vector_size(32)));
+using Vec8 = double __attribute__((vector_size(64)));
+
+template <typename Vec>
+__attribute__((always_inline)) inline Vec load(const double* p) {
+  Vec v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+template <typename Vec>
+__attribute__((always_inline)) inline void store(double* p, Vec v) {
+  std::memcpy(p, &v, sizeof(v));
+}
+
+__attribute__((always_inline)) inline Vec4 load4(const double* p) { return load<Vec4>(p); }
+__attribute__((always_inline)) inline void store4(double* p, Vec4 v) { store(p, v); }
+
+// v where the mask (a vector comparison: lanes all ones or all zeros) is set, +0.0 elsewhere.
+// A bitwise select, so NaN or inf in unset lanes vanish.
+template <typename Mask, typename Vec>
+__attribute__((always_inline)) inline Vec keep(Mask mask, Vec v) {
+  return (Vec)((Mask)v & mask);
+}
+
+template <typename Vec>
+__attribute__((always_inline)) inline double lane_sum(Vec v) {
+  double sum = 0.0;
+  for (size_t lane = 0; lane < sizeof(Vec) / sizeof(double); ++lane) sum += v[lane];
+  return sum;
+}
+
+// exp(x) to about 1 ulp, branch-free so that loops over it vectorise: x = n ln2 + r with
+// |r| <= ln2/2, a degree-13 Taylor polynomial in r (evaluated in Estrin's scheme: a chain of five
+// multiply-adds instead of thirteen), and 2^n added to the exponent bits. Valid for |x| < 708;
+// callers keep their arguments in range (a clamp here would stop the vectoriser in loops that do
+// not need it).
+__attribute__((always_inline)) inline double vector_exp(double x) {
+  constexpr double kShifter = 6755399441055744.0;  // 1.5 * 2^52: rounds to an integer in the low bits
+  const double shifted = x * 1.4426950408889634 + kShifter;
+  const double n = shifted - kShifter;
+  double r = x - n * 0.6931471805599453094;
+  r -= n * 2.319046813846299558e-17;
+  const double r2 = r * r, r4 = r2 * r2, r8 = r4 * r4;
+  const double p01 = 1.0 + r, p23 = 0.5 + r * (1.0 / 6.0), p45 = 1.0 / 24.0 + r * (1.0 / 120.0),
+               p67 = 1.0 / 720.0 + r * (1.0 / 5040.0), p89 = 1.0 / 40320.0 + r * (1.0 / 362880.0),
+               p1011 = 1.0 / 3628800.0 + r * (1.0 / 39916800.0), p1213 = 1.0 / 479001600.0 + r * (1.0 / 6227020800.0);
+  const double p03 = p01 + r2 * p23, p47 = p45 + r2 * p67, p811 = p89 + r2 * p1011;
+  const double p07 = p03 + r4 * p47, p813 = p811 + r4 * p1213;
+  const double p = p07 + r8 * p813;
+  int64_t n_bits, p_bits;
+  std::memcpy(&n_bits, &shifted, sizeof(double));
+  std::memcpy(&p_bits, &p, sizeof(double));
+  p_bits += static_cast<int64_t>(static_cast<uint64_t>(n_bits) << 52);
+  double out;
+  std::memcpy(&out, &p_bits, sizeof(double));
+  return out;
+}
+
+}  // namespace nanochart

@@ -1,0 +1,140 @@
+"""The core's own encoder evaluator against libtorch, the cases where it steps aside, and the
+pair record that spares the RDF backward pass its recomputation."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import nanochart
+from conftest import RDF_SETTINGS, motif
+from nanochart.encoder import ConvEncoder
+
+
+def max_relative(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(a - b).max() / np.abs(b).max())
+
+
+def export(encoder: nn.Module, path: Path, settings: dict) -> Path:
+    return nanochart.export_model(encoder.double().eval(), path, rdf=settings, elements=["Au"], n_atoms=147)
+
+
+def fitted_encoder(settings: dict, rng: np.random.Generator, **options) -> ConvEncoder:
+    """A ConvEncoder with input scaling fitted on noisy motifs and batch-norm statistics and
+    affine parameters far from their defaults, so that every stored number matters."""
+    torch.manual_seed(1)
+    encoder = ConvEncoder(n_bins=settings["n_bins"], **options)
+    rdfs = [
+        nanochart.rdf(motif(name) + 0.1 * rng.normal(size=motif(name).shape), **settings)
+        for name in ("ico147", "ino_decahedron", "octahedron", "truncated_octahedron")
+        for _ in range(2)
+    ]
+    encoder.set_input_scaling(torch.tensor(np.stack(rdfs), dtype=torch.float32))
+    with torch.no_grad():
+        for module in encoder.modules():
+            if isinstance(module, nn.BatchNorm1d):
+                module.running_mean.uniform_(-0.5, 0.5)
+                module.running_var.uniform_(0.5, 2.0)
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.uniform_(-0.3, 0.3)
+    return encoder
+
+
+@pytest.mark.parametrize(
+    ("activation", "kernel_size", "stride", "n_bins"),
+    [("relu", 5, 2, 200), ("silu", 3, 1, 64), ("softplus", 7, 3, 157), ("silu", 5, 2, 201)],
+)
+def test_native_engine_matches_libtorch(tmp_path, rng, activation, kernel_size, stride, n_bins) -> None:
+    settings = {**RDF_SETTINGS, "n_bins": n_bins}
+    shape = {"n_cvs": 2, "channels": (4, 8, 8, 16, 16), "kernel_size": kernel_size, "stride": stride}
+    encoder = fitted_encoder(settings, rng, activation=activation, **shape)
+    path = export(encoder, tmp_path / "model.pt", settings)
+    native, reference = nanochart.CV(path), nanochart.CV(path, engine="libtorch")
+    assert native.engine.startswith("native (nanochart.encoder.ConvEncoder")
+    assert reference.engine == "libtorch (requested)"
+
+    x = motif("ico147") + 0.05 * rng.normal(size=(147, 3))
+    for ours, theirs in zip(native.compute(x), reference.compute(x), strict=True):
+        assert max_relative(ours, theirs) < 1e-12
+    dV_ds = np.array([0.7, -1.3])
+    for ours, theirs in zip(native.forces(x, dV_ds), reference.forces(x, dV_ds), strict=True):
+        assert max_relative(ours, theirs) < 1e-12
+    batch = np.stack([motif("ico147") + 0.1 * rng.normal(size=(147, 3)) for _ in range(5)])
+    assert max_relative(native.values(batch), reference.values(batch)) < 1e-12
+
+
+def test_shipped_model_runs_natively_and_agrees_with_libtorch(rng) -> None:
+    path = Path(__file__).parents[1] / "models" / "au147" / "au147.pt"
+    native, reference = nanochart.CV(path), nanochart.CV(path, engine="libtorch")
+    assert native.engine.startswith("native")
+    x = motif("ico147") + 0.05 * rng.normal(size=(147, 3))
+    dV_ds = np.array([1.0, -0.5, 0.25])
+    for ours, theirs in zip(native.forces(x, dV_ds), reference.forces(x, dV_ds), strict=True):
+        assert max_relative(ours, theirs) < 1e-12
+
+
+class Mlp(nn.Module):
+    def __init__(self, n_bins: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(n_bins, 8), nn.Tanh(), nn.Linear(8, 3))
+
+    def forward(self, g: torch.Tensor) -> torch.Tensor:
+        return self.net(g)
+
+
+def test_other_architectures_run_in_libtorch(tmp_path) -> None:
+    torch.manual_seed(0)
+    cv = nanochart.CV(export(Mlp(RDF_SETTINGS["n_bins"]), tmp_path / "mlp.pt", RDF_SETTINGS))
+    assert cv.engine.startswith("libtorch (the module is a __torch__.")
+    assert "not nanochart.encoder.ConvEncoder" in cv.engine
+    values, jacobian, _ = cv.compute(motif("ico147"))
+    assert values.shape == (3,) and np.isfinite(jacobian).all()
+
+
+class Impostor(ConvEncoder):
+    """Named like nanochart's encoder, with the same layers, but another forward."""
+
+    def forward(self, g: torch.Tensor) -> torch.Tensor:
+        return self.linear(self.blocks(self.standardize(g).unsqueeze(1)).flatten(1)) + 1e-3 * g[:, :1]
+
+
+Impostor.__module__ = "nanochart.encoder"
+Impostor.__name__ = Impostor.__qualname__ = "ConvEncoder"
+
+
+def test_a_module_the_evaluator_gets_wrong_stays_in_libtorch(tmp_path, rng) -> None:
+    encoder = Impostor(n_bins=RDF_SETTINGS["n_bins"], n_cvs=3)
+    path = export(encoder, tmp_path / "impostor.pt", RDF_SETTINGS)
+    cv = nanochart.CV(path)
+    assert cv.engine.startswith("libtorch (the core's evaluator differs from the module by")
+    # ... and the results are the module's own.
+    x = motif("ico147") + 0.05 * rng.normal(size=(147, 3))
+    g = torch.tensor(nanochart.rdf(x, **RDF_SETTINGS))[None]
+    expected = torch.jit.load(str(path))(g)[0].detach().numpy()
+    assert max_relative(cv.compute(x)[0], expected) < 1e-12
+
+
+def test_unknown_engine_is_refused(model_path) -> None:
+    with pytest.raises(ValueError, match="engine must be 'auto' or 'libtorch', got 'cuda'"):
+        nanochart.CV(model_path, engine="cuda")
+
+
+@pytest.mark.parametrize("n_atoms", [147, 730])  # 730 atoms: more pairs than the record keeps
+def test_forces_equal_rdf_backward_of_the_libtorch_vjp(model_path, rng, n_atoms) -> None:
+    x = rng.uniform(0.0, 2.5 * n_atoms ** (1 / 3), size=(n_atoms, 3))
+    dV_ds = np.array([1.0, -0.5, 0.25])
+    cv = nanochart.CV(model_path)
+    with pytest.warns(nanochart.AtomCountWarning) if n_atoms != 147 else contextlib.nullcontext():
+        forces, virial = cv.forces(x, dV_ds)
+    g = torch.tensor(nanochart.rdf(x, **RDF_SETTINGS))[None].requires_grad_(True)
+    s = torch.jit.load(str(model_path))(g)
+    (dV_dg,) = torch.autograd.grad(s, g, torch.tensor(dV_ds)[None])
+    settings = [RDF_SETTINGS[key] for key in ("r_min", "r_max", "n_bins", "sigma")]
+    dV_dx, dV_dstrain = nanochart._core.rdf_backward(x, dV_dg[0].numpy(), *settings, 6.0, None)
+    assert max_relative(forces, -dV_dx) < 1e-12
+    assert max_relative(virial, dV_dstrain) < 1e-12
