@@ -4,6 +4,10 @@ pair record that spares the RDF backward pass its recomputation."""
 from __future__ import annotations
 
 import contextlib
+import importlib
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -96,20 +100,28 @@ def test_other_architectures_run_in_libtorch(tmp_path) -> None:
     assert values.shape == (3,) and np.isfinite(jacobian).all()
 
 
-class Impostor(ConvEncoder):
-    """Named like nanochart's encoder, with the same layers, but another forward."""
+IMPOSTOR = """
+import torch
+from nanochart.encoder import ConvEncoder as Base
 
+
+class ConvEncoder(Base):
     def forward(self, g: torch.Tensor) -> torch.Tensor:
         return self.linear(self.blocks(self.standardize(g).unsqueeze(1)).flatten(1)) + 1e-3 * g[:, :1]
+"""
 
 
-Impostor.__module__ = "nanochart.encoder"
-Impostor.__name__ = Impostor.__qualname__ = "ConvEncoder"
-
-
-def test_a_module_the_evaluator_gets_wrong_stays_in_libtorch(tmp_path, rng) -> None:
-    encoder = Impostor(n_bins=RDF_SETTINGS["n_bins"], n_cvs=3)
-    path = export(encoder, tmp_path / "impostor.pt", RDF_SETTINGS)
+def test_a_module_the_evaluator_gets_wrong_stays_in_libtorch(tmp_path, rng, monkeypatch) -> None:
+    # Named like nanochart's encoder (module path ending in nanochart.encoder), with the same layers,
+    # but another forward: only the numerical check on load can tell.
+    package = tmp_path / "impostor" / "nanochart"
+    package.mkdir(parents=True)
+    for folder in (package.parent, package):
+        (folder / "__init__.py").write_text("")
+    (package / "encoder.py").write_text(IMPOSTOR)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    impostor = importlib.import_module("impostor.nanochart.encoder").ConvEncoder
+    path = export(impostor(n_bins=RDF_SETTINGS["n_bins"], n_cvs=3), tmp_path / "impostor.pt", RDF_SETTINGS)
     cv = nanochart.CV(path)
     assert cv.engine.startswith("libtorch (the core's evaluator differs from the module by")
     # ... and the results are the module's own.
@@ -138,3 +150,31 @@ def test_forces_equal_rdf_backward_of_the_libtorch_vjp(model_path, rng, n_atoms)
     dV_dx, dV_dstrain = nanochart._core.rdf_backward(x, dV_dg[0].numpy(), *settings, 6.0, None)
     assert max_relative(forces, -dV_dx) < 1e-12
     assert max_relative(virial, dV_dstrain) < 1e-12
+
+
+NARROW_RUN = """
+import sys, numpy as np, nanochart
+data = np.load(sys.argv[1])
+cv = nanochart.CV(sys.argv[2])
+g = nanochart.rdf(data["x"], r_min=0.0, r_max=16.0, n_bins=200, sigma=0.1)
+forces, virial = cv.forces(data["x"], data["dV_ds"])
+np.savez(sys.argv[3], g=g, forces=forces, virial=virial, engine=cv.engine)
+"""
+
+
+def test_two_double_vector_path_gives_the_same_results(tmp_path, model_path, rng) -> None:
+    """CPUs without AVX2 (and ARM) run the RDF windows on 2-double vectors and the encoder in
+    libtorch; NANOCHART_NARROW_VECTORS=1 takes that path here."""
+    x = motif("ico147") + 0.05 * rng.normal(size=(147, 3))
+    dV_ds = np.array([1.0, -0.5, 0.25])
+    np.savez(tmp_path / "in.npz", x=x, dV_ds=dV_ds)
+    env = {**os.environ, "NANOCHART_NARROW_VECTORS": "1"}
+    files = [str(tmp_path / "in.npz"), str(model_path), str(tmp_path / "out.npz")]
+    subprocess.run([sys.executable, "-c", NARROW_RUN, *files], env=env, check=True)
+    narrow = np.load(tmp_path / "out.npz")
+    assert str(narrow["engine"]).startswith("libtorch (the core's evaluator needs an x86-64 CPU with AVX2")
+    cv = nanochart.CV(model_path)
+    forces, virial = cv.forces(x, dV_ds)
+    assert max_relative(narrow["g"], nanochart.rdf(x, **RDF_SETTINGS)) < 1e-13
+    assert max_relative(narrow["forces"], forces) < 1e-12
+    assert max_relative(narrow["virial"], virial) < 1e-12

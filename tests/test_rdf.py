@@ -170,9 +170,12 @@ def test_pair_loop_split_over_ranks_adds_up(rng: np.random.Generator, size: int)
     assert all(share.max() > 0 for share in shares)  # every rank owns pairs
     assert max_relative(sum(shares), _core.rdf(x, *args)) < 1e-13
     whole_dx, whole_strain = _core.rdf_backward(x, weights, *args)
-    parts = [_core.rdf_backward(x, weights, *args, rank=r, size=size) for r in range(size)]
-    assert max_relative(sum(p[0] for p in parts), whole_dx) < 1e-12
-    assert max_relative(sum(p[1] for p in parts), whole_strain) < 1e-12
+    for recorded in (False, True):  # recomputing the pairs, or reading the CV's pair record
+        parts = [
+            _core.rdf_backward(x, weights, *args, rank=r, size=size, recorded=recorded) for r in range(size)
+        ]
+        assert max_relative(sum(p[0] for p in parts), whole_dx) < 1e-12
+        assert max_relative(sum(p[1] for p in parts), whole_strain) < 1e-12
     with pytest.raises(ValueError, match="invalid pair partition: rank 3 of 3"):
         _core.rdf(x, *args, rank=3, size=3)
 

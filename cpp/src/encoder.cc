@@ -16,6 +16,7 @@
 #include "nanochart/error.h"
 #include "native_encoder.h"
 #include "python_lock.h"
+#include "vector_math.h"
 
 namespace nanochart {
 namespace {
@@ -140,14 +141,12 @@ Encoder::Encoder(const std::string& path, EncoderEngine engine) : impl_(std::mak
 }
 
 void Encoder::Impl::try_native() {
-#if defined(__x86_64__)
-  // The evaluator is written for vector units of four doubles; on x86-64 CPUs without AVX2 its
-  // baseline build is slower than libtorch.
-  if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) {
-    engine = "libtorch (this CPU has no AVX2/FMA, which the core's evaluator needs to be fast)";
+  // The evaluator is written for vector registers of four doubles; elsewhere its baseline build
+  // is slower than libtorch.
+  if (!wide_vectors()) {
+    engine = "libtorch (the core's evaluator needs an x86-64 CPU with AVX2 and FMA)";
     return;
   }
-#endif
   const int64_t m = metadata.rdf.n_bins;
   std::string why_not;
   std::unique_ptr<NativeEncoder> candidate = NativeEncoder::from_module(module, m, why_not);

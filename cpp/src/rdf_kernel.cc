@@ -10,31 +10,30 @@
 namespace nanochart::kernel {
 namespace {
 
-using WindowVec = Vec4;  // a group of kWindowLanes bins
-
 // A pair's window is walked a group of kWindowLanes bins at a time, bins c-R+Lj..c-R+Lj+L-1 for
 // group j < groups: `powers` holds e0 q^m for them (the first group is the pair's base, and q^4
 // moves it one group on), and group_factors masks the bins beyond the cutoff, so the kernel value
-// is group_factors(...) C_m. Groups is a template argument for the usual window widths so that
-// the loops are unrolled; 0 takes it from the grid at run time.
+// is group_factors(...) C_m. Quad is the four-double type (Vec4, or Halves4 on CPUs with two-double
+// vectors). Groups is a template argument for the usual window widths so that the loops are
+// unrolled; 0 takes it from the grid at run time.
 static_assert(kWindowLanes == 4, "a pair's base holds four lanes");
 
-__attribute__((always_inline)) inline WindowVec group_factors(const Grid& grid, int j, double x0, WindowVec powers) {
+template <typename Quad>
+__attribute__((always_inline)) inline Quad group_factors(const Grid& grid, int j, double x0, Quad powers) {
   if (!grid.masked[j]) return powers;
-  const WindowVec x = x0 + load<WindowVec>(grid.offsets.data() + kWindowLanes * j);
-  return keep(x * x <= grid.cutoff * grid.cutoff, powers);
+  return keep_within(x0 + load<Quad>(grid.offsets.data() + kWindowLanes * j), grid.cutoff * grid.cutoff, powers);
 }
 
-template <int Groups>
+template <typename Quad, int Groups>
 NANOCHART_HOT void accumulate_windows(const Grid& grid, int64_t count, const Row& row, CentreTable& sums) {
   const int groups = Groups > 0 ? Groups : grid.groups;
   for (int64_t t = 0; t < count; ++t) {
     double* sum = sums.row(static_cast<int64_t>(row.centre[t]));
     const double x0 = row.x0[t], q4 = row.q4[t];
-    WindowVec powers = load<WindowVec>(row.base + 4 * t);
+    Quad powers = load<Quad>(row.base + 4 * t);
     for (int j = 0; j < groups; ++j) {
       double* at = sum + kWindowLanes * j;
-      store(at, load<WindowVec>(at) + group_factors(grid, j, x0, powers));
+      store(at, load<Quad>(at) + group_factors(grid, j, x0, powers));
       powers *= q4;
     }
   }
@@ -42,7 +41,7 @@ NANOCHART_HOT void accumulate_windows(const Grid& grid, int64_t count, const Row
 
 // sum_m w_k K_k x_k = sum_m p w_k (x0 C_m + C_m m h), k = c + m, for weights w with a margin of
 // kWindowLanes * groups bins on each side (so that the windows of pinned pairs read zeros).
-template <int Groups>
+template <typename Quad, int Groups>
 NANOCHART_HOT void gradient_windows(const Grid& grid, int64_t count, const Row& row, const double* padded_w) {
   const int groups = Groups > 0 ? Groups : grid.groups;
   const int64_t margin = kWindowLanes * grid.groups;
@@ -51,12 +50,12 @@ NANOCHART_HOT void gradient_windows(const Grid& grid, int64_t count, const Row& 
   for (int64_t t = 0; t < count; ++t) {
     const double* w = padded_w + margin + static_cast<int64_t>(row.centre[t]) - grid.radius;
     const double x0 = row.x0[t], q4 = row.q4[t];
-    WindowVec powers = load<WindowVec>(row.base + 4 * t);
-    WindowVec sum = {};
+    Quad powers = load<Quad>(row.base + 4 * t);
+    Quad sum = 0.0 * powers;
     for (int j = 0; j < groups; ++j) {
       const int at = kWindowLanes * j;
-      const WindowVec p = group_factors(grid, j, x0, powers);
-      sum += p * load<WindowVec>(w + at) * (x0 * load<WindowVec>(gauss + at) + load<WindowVec>(gauss_offsets + at));
+      const Quad p = group_factors(grid, j, x0, powers);
+      sum += p * load<Quad>(w + at) * (x0 * load<Quad>(gauss + at) + load<Quad>(gauss_offsets + at));
       powers *= q4;
     }
     row.dL_dr[t] = lane_sum(sum);
@@ -70,17 +69,17 @@ constexpr int kMaxFixedGroups = 32 / kWindowLanes;
 using AccumulateFunction = void (*)(const Grid&, int64_t, const Row&, CentreTable&);
 using GradientFunction = void (*)(const Grid&, int64_t, const Row&, const double*);
 
-template <int... G>
+template <typename Quad, int... G>
 AccumulateFunction pick_accumulate(int groups, std::integer_sequence<int, G...>) {
-  AccumulateFunction chosen = &accumulate_windows<0>;
-  ((groups == G + 1 ? (chosen = &accumulate_windows<G + 1>, 0) : 0), ...);
+  AccumulateFunction chosen = &accumulate_windows<Quad, 0>;
+  ((groups == G + 1 ? (chosen = &accumulate_windows<Quad, G + 1>, 0) : 0), ...);
   return chosen;
 }
 
-template <int... G>
+template <typename Quad, int... G>
 GradientFunction pick_gradient(int groups, std::integer_sequence<int, G...>) {
-  GradientFunction chosen = &gradient_windows<0>;
-  ((groups == G + 1 ? (chosen = &gradient_windows<G + 1>, 0) : 0), ...);
+  GradientFunction chosen = &gradient_windows<Quad, 0>;
+  ((groups == G + 1 ? (chosen = &gradient_windows<Quad, G + 1>, 0) : 0), ...);
   return chosen;
 }
 
@@ -225,7 +224,10 @@ CentreTable::CentreTable(const Grid& grid, int64_t columns)
 }
 
 void accumulate(const Grid& grid, int64_t count, const Row& row, CentreTable& sums) {
-  pick_accumulate(grid.groups, std::make_integer_sequence<int, kMaxFixedGroups>())(grid, count, row, sums);
+  constexpr auto widths = std::make_integer_sequence<int, kMaxFixedGroups>();
+  const AccumulateFunction run =
+      wide_vectors() ? pick_accumulate<Vec4>(grid.groups, widths) : pick_accumulate<Halves4>(grid.groups, widths);
+  run(grid, count, row, sums);
 }
 
 void add_to_rdf(const Grid& grid, const CentreTable& sums, double* g) {
@@ -248,7 +250,10 @@ std::vector<double> padded_weights(const Grid& grid, const double* w) {
 }
 
 void pair_gradients(const Grid& grid, int64_t count, const Row& row, const double* padded_w) {
-  pick_gradient(grid.groups, std::make_integer_sequence<int, kMaxFixedGroups>())(grid, count, row, padded_w);
+  constexpr auto widths = std::make_integer_sequence<int, kMaxFixedGroups>();
+  const GradientFunction run =
+      wide_vectors() ? pick_gradient<Vec4>(grid.groups, widths) : pick_gradient<Halves4>(grid.groups, widths);
+  run(grid, count, row, padded_w);
 }
 
 // Arrays as __restrict parameters, as in kernel_parameters_of, so the loop vectorises.

@@ -2,7 +2,9 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 
 // Hot loops get AVX-512 and AVX2+FMA clones chosen at load time where the CPU has them, and a
 // baseline clone otherwise, so one binary runs everywhere (GCC/Clang function multi-versioning, which
@@ -15,12 +17,25 @@
 
 namespace nanochart {
 
-// Four or eight doubles as one value (GCC/Clang vector extension), lowered to whatever the
-// clone's instruction set has: one AVX-512 register for eight in the x86-64-v4 clone, one AVX
-// register for four in the v3 clone, SSE pairs in the baseline. Hot loops use them where the
-// auto-vectoriser gives up or spills (it did, depending on loop lengths known only at run time).
+// Four doubles as one value (GCC/Clang vector extension): one AVX register in the AVX2 and
+// AVX-512 clones. Hot loops use it where the auto-vectoriser gives up or spills (it did,
+// depending on loop lengths known only at run time).
 using Vec4 = double __attribute__((vector_size(32)));
-using Vec8 = double __attribute__((vector_size(64)));
+using Vec2 = double __attribute__((vector_size(16)));
+
+// Four doubles as two Vec2 halves, for CPUs whose vector registers hold two doubles (x86-64
+// without AVX, ARM NEON): there GCC splits a Vec4 badly, through the stack.
+struct Halves4 {
+  Vec2 lo, hi;
+};
+
+__attribute__((always_inline)) inline Halves4 operator+(Halves4 a, Halves4 b) { return {a.lo + b.lo, a.hi + b.hi}; }
+__attribute__((always_inline)) inline Halves4 operator*(Halves4 a, Halves4 b) { return {a.lo * b.lo, a.hi * b.hi}; }
+__attribute__((always_inline)) inline Halves4 operator*(Halves4 a, double b) { return {a.lo * b, a.hi * b}; }
+__attribute__((always_inline)) inline Halves4 operator*(double a, Halves4 b) { return b * a; }
+__attribute__((always_inline)) inline Halves4 operator+(double a, Halves4 b) { return {a + b.lo, a + b.hi}; }
+__attribute__((always_inline)) inline Halves4& operator+=(Halves4& a, Halves4 b) { return a = a + b; }
+__attribute__((always_inline)) inline Halves4& operator*=(Halves4& a, double b) { return a = a * b; }
 
 template <typename Vec>
 __attribute__((always_inline)) inline Vec load(const double* p) {
@@ -44,11 +59,34 @@ __attribute__((always_inline)) inline Vec keep(Mask mask, Vec v) {
   return (Vec)((Mask)v & mask);
 }
 
-template <typename Vec>
-__attribute__((always_inline)) inline double lane_sum(Vec v) {
-  double sum = 0.0;
-  for (size_t lane = 0; lane < sizeof(Vec) / sizeof(double); ++lane) sum += v[lane];
-  return sum;
+// v where x^2 <= limit, +0.0 elsewhere.
+__attribute__((always_inline)) inline Vec4 keep_within(Vec4 x, double limit, Vec4 v) { return keep(x * x <= limit, v); }
+__attribute__((always_inline)) inline Halves4 keep_within(Halves4 x, double limit, Halves4 v) {
+  return {keep(x.lo * x.lo <= limit, v.lo), keep(x.hi * x.hi <= limit, v.hi)};
+}
+
+__attribute__((always_inline)) inline double lane_sum(Vec4 v) { return (v[0] + v[1]) + (v[2] + v[3]); }
+__attribute__((always_inline)) inline double lane_sum(Halves4 v) {
+  const Vec2 s = v.lo + v.hi;
+  return s[0] + s[1];
+}
+
+// Whether Vec4 code runs well here: on x86-64 with AVX2 and FMA, which the clones use; in a build
+// without clones, only if it was compiled for AVX2. Elsewhere hot loops use Halves4. Setting
+// NANOCHART_NARROW_VECTORS=1 takes the Halves4 paths anyway (for tests on wide machines).
+inline bool wide_vectors() {
+  static const bool wide = [] {
+    const char* narrow = std::getenv("NANOCHART_NARROW_VECTORS");
+    if (narrow && std::string(narrow) == "1") return false;
+#if defined(__x86_64__) && defined(__linux__) && !defined(NANOCHART_NO_CLONES)
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#elif defined(__AVX2__) && defined(__FMA__)
+    return true;
+#else
+    return false;
+#endif
+  }();
+  return wide;
 }
 
 // exp(x) to about 1 ulp, branch-free so that loops over it vectorise: x = n ln2 + r with

@@ -1,6 +1,9 @@
 // nanochart._core: the RDF and its analytic backward pass.
 #include "nanochart/rdf.h"
 
+#include <string>
+#include <vector>
+
 #include "arrays.h"
 #include "nanochart/threads.h"
 
@@ -52,7 +55,7 @@ void bind_rdf(py::module_& m) {
   m.def(
       "rdf_backward",
       [](const py::object& positions, const py::object& dL_dg, double r_min, double r_max, int64_t n_bins, double sigma,
-         double cutoff_sigmas, const py::object& box, int rank, int size) {
+         double cutoff_sigmas, const py::object& box, int rank, int size, bool recorded) {
         const Rdf rdf(RdfSettings{r_min, r_max, n_bins, sigma, cutoff_sigmas});
         DoubleArray x = positions_array(positions);
         DoubleArray w = vector_array(dL_dg, n_bins, "dL_dg");
@@ -61,14 +64,25 @@ void bind_rdf(py::module_& m) {
         DoubleArray dL_dstrain({3, 3});
         {
           py::gil_scoped_release release;
-          rdf.backward(x.data(), x.shape(0), cell, w.data(), dL_dx.mutable_data(), dL_dstrain.mutable_data(),
-                       PairPartition{rank, size});
+          const PairPartition partition{rank, size};
+          if (recorded) {  // the CV's path: a forward pass keeps the pairs, the backward pass reads them
+            RdfRecord record;
+            std::vector<double> g(static_cast<size_t>(n_bins));
+            rdf.compute(x.data(), x.shape(0), cell, g.data(), partition, &record);
+            if (record.empty()) throw InputError("too many pairs to record: " + std::to_string(x.shape(0)) + " atoms");
+            rdf.backward(record, w.data(), dL_dx.mutable_data(), dL_dstrain.mutable_data());
+          } else {
+            rdf.backward(x.data(), x.shape(0), cell, w.data(), dL_dx.mutable_data(), dL_dstrain.mutable_data(),
+                         partition);
+          }
         }
         return py::make_tuple(dL_dx, dL_dstrain);
       },
       py::arg("positions"), py::arg("dL_dg"), py::arg("r_min"), py::arg("r_max"), py::arg("n_bins"), py::arg("sigma"),
       py::arg("cutoff_sigmas"), py::arg("box"), py::kw_only(), py::arg("rank") = 0, py::arg("size") = 1,
-      "Given dL/dg, return (dL/dx of shape (N, 3), dL/d(strain) of shape (3, 3)); rank/size as for rdf.");
+      py::arg("recorded") = false,
+      "Given dL/dg, return (dL/dx of shape (N, 3), dL/d(strain) of shape (3, 3)); rank/size as for rdf. "
+      "recorded=True takes the CV's path: a forward pass keeps the pair record the backward pass reads.");
 }
 
 }  // namespace nanochart::bindings
