@@ -16,7 +16,6 @@
 #include "nanochart/error.h"
 #include "native_encoder.h"
 #include "python_lock.h"
-#include "vector_math.h"
 
 namespace nanochart {
 namespace {
@@ -141,12 +140,6 @@ Encoder::Encoder(const std::string& path, EncoderEngine engine) : impl_(std::mak
 }
 
 void Encoder::Impl::try_native() {
-  // The evaluator is written for vector registers of four doubles; elsewhere its baseline build
-  // is slower than libtorch.
-  if (!wide_vectors()) {
-    engine = "libtorch (the core's evaluator needs an x86-64 CPU with AVX2 and FMA)";
-    return;
-  }
   const int64_t m = metadata.rdf.n_bins;
   std::string why_not;
   std::unique_ptr<NativeEncoder> candidate = NativeEncoder::from_module(module, m, why_not);
@@ -162,6 +155,14 @@ void Encoder::Impl::try_native() {
   torch::Tensor scale = module.attr("input_scale").toTensor().to(torch::kFloat64);
   torch::Tensor g = (mean + scale * at::randn({probes, m}, generator, torch::kFloat64)).contiguous();
   torch::Tensor weights = at::randn({probes, n_cvs}, generator, torch::kFloat64).contiguous();
+  const auto relative = [](const double* a, const double* b, int64_t n) {  // max |a - b| / max |b|
+    double diff = 0.0, size = 1e-300;
+    for (int64_t k = 0; k < n; ++k) {
+      diff = std::max(diff, std::abs(a[k] - b[k]));
+      size = std::max(size, std::abs(b[k]));
+    }
+    return diff / size;
+  };
   double worst = 0.0;
   PythonLockRelease no_python_lock;  // autograd below, as in vjp()
   for (int64_t p = 0; p < probes; ++p) {
@@ -173,14 +174,6 @@ void Encoder::Impl::try_native() {
     std::vector<double> s(static_cast<size_t>(n_cvs)), dg(static_cast<size_t>(m));
     candidate->forward_recorded(g.data_ptr<double>() + p * m, s.data());
     candidate->vjp(weights.data_ptr<double>() + p * n_cvs, dg.data());
-    const auto relative = [](const double* a, const double* b, int64_t n) {
-      double diff = 0.0, size = 1e-300;
-      for (int64_t k = 0; k < n; ++k) {
-        diff = std::max(diff, std::abs(a[k] - b[k]));
-        size = std::max(size, std::abs(b[k]));
-      }
-      return diff / size;
-    };
     worst = std::max({worst, relative(s.data(), s_ref.detach().data_ptr<double>(), n_cvs),
                       relative(dg.data(), dg_ref.data_ptr<double>(), m)});
   }

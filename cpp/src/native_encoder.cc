@@ -63,6 +63,11 @@ std::vector<double> tensor_values(const Module& m, const std::string& name, int6
 
 bool is_none(const Module& m, const std::string& name) { return !m.hasattr(name) || m.attr(name).isNone(); }
 
+// tensor_values of an optional attribute (a bias, an affine weight), or `fill` where it is None.
+std::vector<double> optional_values(const Module& m, const std::string& name, int64_t expected, double fill) {
+  return is_none(m, name) ? std::vector<double>(static_cast<size_t>(expected), fill) : tensor_values(m, name, expected);
+}
+
 // Conv1d keeps stride, padding and dilation as one-element tuples.
 int64_t int_setting(const Module& m, const std::string& name) {
   if (!m.hasattr(name)) throw NotRecognised(type_name(m) + " has no setting " + name);
@@ -113,7 +118,7 @@ NativeEncoder::Layer conv_layer(const Module& m, int64_t channels, int64_t lengt
       }
     }
   }
-  layer.bias = is_none(m, "bias") ? std::vector<double>(static_cast<size_t>(co), 0.0) : tensor_values(m, "bias", co);
+  layer.bias = optional_values(m, "bias", co, 0.0);
   return layer;
 }
 
@@ -124,10 +129,8 @@ NativeEncoder::Layer batch_norm_layer(const Module& m, int64_t channels, int64_t
   }
   const std::vector<double> mean = tensor_values(m, "running_mean", channels);
   const std::vector<double> var = tensor_values(m, "running_var", channels);
-  const std::vector<double> gamma =
-      is_none(m, "weight") ? std::vector<double>(mean.size(), 1.0) : tensor_values(m, "weight", channels);
-  const std::vector<double> beta =
-      is_none(m, "bias") ? std::vector<double>(mean.size(), 0.0) : tensor_values(m, "bias", channels);
+  const std::vector<double> gamma = optional_values(m, "weight", channels, 1.0);
+  const std::vector<double> beta = optional_values(m, "bias", channels, 0.0);
   const double eps = double_setting(m, "eps");
   Layer layer;
   layer.kind = Layer::Kind::kAffine;
@@ -246,55 +249,55 @@ NANOCHART_HOT void accumulate_product_pair(int64_t n_out, int64_t n_in, const do
   }
 }
 
-// Kernel taps [first, last) of output position t that fall inside the input.
-void valid_taps(const NativeEncoder::Layer& c, int64_t t, int64_t& start, int64_t& first, int64_t& last) {
-  start = t * c.stride - c.padding;  // input position of tap 0
-  first = std::max<int64_t>(0, -start);
-  last = std::min<int64_t>(c.kernel, c.in_length - start);
+// Walks the output positions of convolution c. Inside, two positions t, t+1 at a time, all of
+// whose taps fall inside the input: pair(t, start), start being the input position of tap 0 of
+// t (so that both passes share every weight load over the pair). Near the ends, one position at
+// a time with only its taps first..last-1 inside the input (the others fall on the zero
+// padding): single(t, start, first, last).
+template <typename Pair, typename Single>
+void walk_positions(const NativeEncoder::Layer& c, Pair&& pair, Single&& single) {
+  for (int64_t t = 0; t < c.out_length; ++t) {
+    const int64_t start = t * c.stride - c.padding;
+    const int64_t first = std::max<int64_t>(0, -start), last = std::min<int64_t>(c.kernel, c.in_length - start);
+    if (last <= first) continue;
+    if (t + 1 < c.out_length && start >= 0 && start + c.stride + c.kernel <= c.in_length) {
+      pair(t, start);
+      ++t;
+    } else {
+      single(t, start, first, last);
+    }
+  }
 }
 
-// Output positions t and t + 1 have all their taps inside the input.
-bool interior_pair(const NativeEncoder::Layer& c, int64_t t) {
-  return t * c.stride - c.padding >= 0 && (t + 1) * c.stride - c.padding + c.kernel <= c.in_length;
-}
-
-// Output positions near the ends skip the taps that fall on the zero padding; inside, two
-// positions at a time share every weight load.
+// Taps first..last-1 of all input channels are contiguous in the channels-last input.
 void conv_forward(const NativeEncoder::Layer& c, const double* x, double* y) {
   const int64_t ci = c.in_channels, co = c.out_channels;
   for (int64_t t = 0; t < c.out_length; ++t) std::copy(c.bias.begin(), c.bias.end(), y + t * co);
-  for (int64_t t = 0; t < c.out_length; ++t) {
-    int64_t start, first, last;
-    valid_taps(c, t, start, first, last);
-    if (last <= first) continue;
-    // Taps first..last-1 of all input channels are contiguous in the channels-last input.
-    if (t + 1 < c.out_length && interior_pair(c, t)) {
-      accumulate_product_pair(co, c.kernel * ci, x + start * ci, x + (start + c.stride) * ci, c.weight.data(), co,
-                              y + t * co, y + (t + 1) * co);
-      ++t;
-      continue;
-    }
-    accumulate_product(co, (last - first) * ci, x + (start + first) * ci, c.weight.data() + first * ci * co, co,
-                       y + t * co);
-  }
+  walk_positions(
+      c,
+      [&](int64_t t, int64_t start) {
+        accumulate_product_pair(co, c.kernel * ci, x + start * ci, x + (start + c.stride) * ci, c.weight.data(), co,
+                                y + t * co, y + (t + 1) * co);
+      },
+      [&](int64_t t, int64_t start, int64_t first, int64_t last) {
+        accumulate_product(co, (last - first) * ci, x + (start + first) * ci, c.weight.data() + first * ci * co, co,
+                           y + t * co);
+      });
 }
 
 void conv_backward(const NativeEncoder::Layer& c, const double* grad_out, double* grad_in) {
-  const int64_t ci = c.in_channels, co = c.out_channels;
+  const int64_t ci = c.in_channels, co = c.out_channels, taps = c.kernel * ci;
   std::fill(grad_in, grad_in + c.in_size(), 0.0);
-  for (int64_t t = 0; t < c.out_length; ++t) {
-    int64_t start, first, last;
-    valid_taps(c, t, start, first, last);
-    if (last <= first) continue;
-    if (t + 1 < c.out_length && interior_pair(c, t)) {
-      accumulate_product_pair(c.kernel * ci, co, grad_out + t * co, grad_out + (t + 1) * co, c.weight_t.data(),
-                              c.kernel * ci, grad_in + start * ci, grad_in + (start + c.stride) * ci);
-      ++t;
-      continue;
-    }
-    accumulate_product((last - first) * ci, co, grad_out + t * co, c.weight_t.data() + first * ci, c.kernel * ci,
-                       grad_in + (start + first) * ci);
-  }
+  walk_positions(
+      c,
+      [&](int64_t t, int64_t start) {
+        accumulate_product_pair(taps, co, grad_out + t * co, grad_out + (t + 1) * co, c.weight_t.data(), taps,
+                                grad_in + start * ci, grad_in + (start + c.stride) * ci);
+      },
+      [&](int64_t t, int64_t start, int64_t first, int64_t last) {
+        accumulate_product((last - first) * ci, co, grad_out + t * co, c.weight_t.data() + first * ci, taps,
+                           grad_in + (start + first) * ci);
+      });
 }
 
 NANOCHART_HOT void affine(int64_t length, int64_t channels, const double* __restrict scale,
@@ -350,6 +353,12 @@ NativeEncoder::~NativeEncoder() = default;
 NativeEncoder::NativeEncoder(NativeEncoder&&) noexcept = default;
 
 std::unique_ptr<NativeEncoder> NativeEncoder::from_module(const Module& module, int64_t n_bins, std::string& why_not) {
+  // The evaluator is written for vector registers of four doubles; elsewhere its baseline build
+  // is slower than libtorch.
+  if (!wide_vectors()) {
+    why_not = "the core's evaluator needs an x86-64 CPU with AVX2 and FMA";
+    return nullptr;
+  }
   std::unique_ptr<NativeEncoder> native(new NativeEncoder());
   try {
     if (!ends_with(type_name(module), "nanochart.encoder.ConvEncoder")) {
@@ -392,8 +401,7 @@ std::unique_ptr<NativeEncoder> NativeEncoder::from_module(const Module& module, 
         }
       }
     }
-    native->linear_bias_ = is_none(linear, "bias") ? std::vector<double>(static_cast<size_t>(native->n_cvs_), 0.0)
-                                                   : tensor_values(linear, "bias", native->n_cvs_);
+    native->linear_bias_ = optional_values(linear, "bias", native->n_cvs_, 0.0);
   } catch (const NotRecognised& e) {
     why_not = e.what();
     return nullptr;
@@ -470,12 +478,13 @@ void NativeEncoder::vjp(const double* dV_ds, double* dV_dg) const {
       case Layer::Kind::kConv:
         conv_backward(layer, grad.data(), next.data());
         break;
-      case Layer::Kind::kAffine:
+      case Layer::Kind::kAffine: {  // scaled per channel like the forward pass, without the shift
+        const int64_t channels = layer.in_channels;
         for (int64_t t = 0; t < layer.in_length; ++t) {
-          for (int64_t c = 0; c < layer.in_channels; ++c)
-            next[t * layer.in_channels + c] = grad[t * layer.in_channels + c] * layer.weight[c];
+          for (int64_t c = 0; c < channels; ++c) next[t * channels + c] = grad[t * channels + c] * layer.weight[c];
         }
         break;
+      }
       case Layer::Kind::kRelu:
         // As torch: no gradient where the input is exactly zero.
         for (int64_t a = 0; a < n; ++a) next[a] = x[a] > 0.0 ? grad[a] : 0.0;

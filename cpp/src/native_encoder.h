@@ -23,7 +23,7 @@ namespace nanochart {
 class NativeEncoder {
  public:
   // The evaluator for `module` (float64, eval mode) with input width n_bins, or nullptr with
-  // `why_not` saying which part of the module is not recognised.
+  // `why_not` saying which part of the module is not recognised (or that this CPU lacks AVX2).
   static std::unique_ptr<NativeEncoder> from_module(const torch::jit::Module& module, int64_t n_bins,
                                                     std::string& why_not);
   ~NativeEncoder();

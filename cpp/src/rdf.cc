@@ -116,15 +116,14 @@ void Rdf::compute(const double* positions, int64_t n_atoms, const Box& box, doub
   std::vector<kernel::CentreTable> sums;
   for (int t = 0; t < slots; ++t) {
     if (!record) scratch.emplace_back(n_atoms);
-    sums.emplace_back(grid, kernel::kWindowLanes * grid.groups);
+    sums.emplace_back(grid);
   }
   for_each_owned_row(n_atoms, partition, [&](int64_t i) {
     const int thread = scratch_slot(slots);
     const int64_t count = n_atoms - i - 1;
     const kernel::Row row = record ? kernel::Row(*record->pairs_, kernel::first_pair_of_row(i, n_atoms), nullptr)
                                    : kernel::Row(scratch[thread], 0, nullptr);
-    kernel::separations(coords, i, box, row);
-    kernel::kernel_parameters(grid, count, row);
+    kernel::fill_row(grid, coords, i, box, row);
     kernel::accumulate(grid, count, row, sums[thread]);
   });
   if (record) record->filled_ = true;
@@ -158,8 +157,8 @@ void Rdf::compute_batch(const double* positions, int64_t batch, int64_t n_atoms,
 
 namespace {
 
-// The backward pass over the owned rows; prepare_row(i, thread) returns row i with its
-// separations and kernel parameters in place (recomputed, or from a record).
+// The backward pass over the owned rows; prepare_row(grid, i, thread, dL_dr scratch) returns row i
+// with its separations and kernel parameters in place (recomputed, or from a record).
 template <typename PrepareRow>
 void backward_rows(const RdfSettings& settings, int64_t n_atoms, const PairPartition& partition, const double* dL_dg,
                    double* dL_dx, double* dL_dstrain, PrepareRow&& prepare_row) {
@@ -204,8 +203,7 @@ void Rdf::backward(const double* positions, int64_t n_atoms, const Box& box, con
   backward_rows(settings_, n_atoms, partition, dL_dg, dL_dx, dL_dstrain,
                 [&](const kernel::Grid& grid, int64_t i, int thread, double* dL_dr) {
                   const kernel::Row row(scratch[thread], 0, dL_dr);
-                  kernel::separations(coords, i, box, row);
-                  kernel::kernel_parameters(grid, n_atoms - i - 1, row);
+                  kernel::fill_row(grid, coords, i, box, row);
                   return row;
                 });
 }

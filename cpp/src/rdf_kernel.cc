@@ -40,11 +40,11 @@ NANOCHART_HOT void accumulate_windows(const Grid& grid, int64_t count, const Row
 }
 
 // sum_m w_k K_k x_k = sum_m p w_k (x0 C_m + C_m m h), k = c + m, for weights w with a margin of
-// kWindowLanes * groups bins on each side (so that the windows of pinned pairs read zeros).
+// grid.window_width() bins on each side (so that the windows of pinned pairs read zeros).
 template <typename Quad, int Groups>
 NANOCHART_HOT void gradient_windows(const Grid& grid, int64_t count, const Row& row, const double* padded_w) {
   const int groups = Groups > 0 ? Groups : grid.groups;
-  const int64_t margin = kWindowLanes * grid.groups;
+  const int64_t margin = grid.window_width();
   const double* gauss = grid.gauss.data();
   const double* gauss_offsets = grid.gauss_offsets.data();
   for (int64_t t = 0; t < count; ++t) {
@@ -65,9 +65,6 @@ NANOCHART_HOT void gradient_windows(const Grid& grid, int64_t count, const Row& 
 // Window widths (in groups of bins) with their own compiled specialisation: up to 32 bins,
 // R <= 15, which covers h >= 0.4 at the default cutoff; wider windows use the run-time width.
 constexpr int kMaxFixedGroups = 32 / kWindowLanes;
-
-using AccumulateFunction = void (*)(const Grid&, int64_t, const Row&, CentreTable&);
-using GradientFunction = void (*)(const Grid&, int64_t, const Row&, const double*);
 
 template <typename Quad, int... G>
 AccumulateFunction pick_accumulate(int groups, std::integer_sequence<int, G...>) {
@@ -94,7 +91,7 @@ Grid::Grid(const RdfSettings& s)
       n_bins(s.n_bins),
       radius(static_cast<int>(std::floor(s.cutoff_sigmas / h + 0.5))),
       groups((2 * radius + kWindowLanes) / kWindowLanes) {
-  for (int m = -radius; m < -radius + kWindowLanes * groups; ++m) {
+  for (int m = -radius; m < -radius + window_width(); ++m) {
     gauss.push_back(std::exp(-0.5 * m * m * h * h));
     offsets.push_back(m * h);
     gauss_offsets.push_back(gauss.back() * offsets.back());
@@ -106,6 +103,10 @@ Grid::Grid(const RdfSettings& s)
     const int first = -radius + kWindowLanes * j, last = first + kWindowLanes - 1;
     masked.push_back(first < -always_inside || last > always_inside);
   }
+  constexpr auto widths = std::make_integer_sequence<int, kMaxFixedGroups>();
+  accumulate_windows =
+      wide_vectors() ? pick_accumulate<Vec4>(groups, widths) : pick_accumulate<Halves4>(groups, widths);
+  gradient_windows = wide_vectors() ? pick_gradient<Vec4>(groups, widths) : pick_gradient<Halves4>(groups, widths);
 }
 
 PairArrays::PairArrays(int64_t capacity) : base(static_cast<size_t>(4 * capacity)) {
@@ -139,6 +140,9 @@ Coordinates::Coordinates(const double* positions, int64_t n_atoms) {
   }
 }
 
+namespace {
+
+// Separations x_j - x_i and distances for j = i+1..n-1 into the row.
 NANOCHART_HOT void separations(const Coordinates& coords, int64_t i, const Box& box, const Row& row) {
   const int64_t count = static_cast<int64_t>(coords.x.size()) - i - 1;
   const double xi = coords.x[i], yi = coords.y[i], zi = coords.z[i];
@@ -181,10 +185,10 @@ NANOCHART_HOT void separations(const Coordinates& coords, int64_t i, const Box& 
 // __restrict locals taken from the row's vectors. The exponents stay inside vector_exp's range:
 // |x0| <= h/2, R <= cutoff/h + 1/2, and RdfSettings::validate keeps h <= 20 and cutoff <= 20,
 // so |x0^2/2 - R x0 h| <= 3h^2/8 + cutoff h/2 <= 350 and |x0 h| <= 200.
-static NANOCHART_HOT void kernel_parameters_of(int64_t count, double r_min, double inv_spacing, double h, int radius,
-                                               double lowest, double highest, const double* __restrict r,
-                                               double* __restrict centre, double* __restrict x0,
-                                               double* __restrict base, double* __restrict q4) {
+NANOCHART_HOT void kernel_parameters_of(int64_t count, double r_min, double inv_spacing, double h, int radius,
+                                        double lowest, double highest, const double* __restrict r,
+                                        double* __restrict centre, double* __restrict x0, double* __restrict base,
+                                        double* __restrict q4) {
   constexpr double kShifter = 6755399441055744.0;
   const double rh = radius * h;
   for (int64_t t = 0; t < count; ++t) {
@@ -208,15 +212,19 @@ static NANOCHART_HOT void kernel_parameters_of(int64_t count, double r_min, doub
   }
 }
 
-void kernel_parameters(const Grid& grid, int64_t count, const Row& row) {
+}  // namespace
+
+void fill_row(const Grid& grid, const Coordinates& coords, int64_t i, const Box& box, const Row& row) {
+  separations(coords, i, box, row);
+  const int64_t count = static_cast<int64_t>(coords.x.size()) - i - 1;
   const double lowest = -static_cast<double>(grid.radius) - 1.0;
   const double highest = static_cast<double>(grid.n_bins - 1 + grid.radius) + 1.0;
   kernel_parameters_of(count, grid.r_min, grid.inv_spacing, grid.h, grid.radius, lowest, highest, row.r, row.centre,
                        row.x0, row.base, row.q4);
 }
 
-CentreTable::CentreTable(const Grid& grid, int64_t columns)
-    : first_centre(-grid.radius - 1), width(columns), rows(grid.n_bins + 2 * grid.radius + 2) {
+CentreTable::CentreTable(const Grid& grid)
+    : first_centre(-grid.radius - 1), width(grid.window_width()), rows(grid.n_bins + 2 * grid.radius + 2) {
   // Rows start on 32-byte boundaries (width is a multiple of 4), so no vector access straddles
   // two cache lines.
   storage_.assign(static_cast<size_t>(rows * width + 4), 0.0);
@@ -224,14 +232,11 @@ CentreTable::CentreTable(const Grid& grid, int64_t columns)
 }
 
 void accumulate(const Grid& grid, int64_t count, const Row& row, CentreTable& sums) {
-  constexpr auto widths = std::make_integer_sequence<int, kMaxFixedGroups>();
-  const AccumulateFunction run =
-      wide_vectors() ? pick_accumulate<Vec4>(grid.groups, widths) : pick_accumulate<Halves4>(grid.groups, widths);
-  run(grid, count, row, sums);
+  grid.accumulate_windows(grid, count, row, sums);
 }
 
 void add_to_rdf(const Grid& grid, const CentreTable& sums, double* g) {
-  const int64_t width = kWindowLanes * grid.groups;
+  const int64_t width = grid.window_width();
   for (int64_t r = 0; r < sums.rows; ++r) {
     const int64_t c = sums.first_centre + r;
     const double* sum = sums.row(c);
@@ -243,17 +248,14 @@ void add_to_rdf(const Grid& grid, const CentreTable& sums, double* g) {
 }
 
 std::vector<double> padded_weights(const Grid& grid, const double* w) {
-  const int64_t margin = kWindowLanes * grid.groups;
+  const int64_t margin = grid.window_width();
   std::vector<double> padded(static_cast<size_t>(grid.n_bins + 2 * margin), 0.0);
   std::copy(w, w + grid.n_bins, padded.begin() + margin);
   return padded;
 }
 
 void pair_gradients(const Grid& grid, int64_t count, const Row& row, const double* padded_w) {
-  constexpr auto widths = std::make_integer_sequence<int, kMaxFixedGroups>();
-  const GradientFunction run =
-      wide_vectors() ? pick_gradient<Vec4>(grid.groups, widths) : pick_gradient<Halves4>(grid.groups, widths);
-  run(grid, count, row, padded_w);
+  grid.gradient_windows(grid, count, row, padded_w);
 }
 
 // Arrays as __restrict parameters, as in kernel_parameters_of, so the loop vectorises.

@@ -8,8 +8,8 @@
 // window is handled kWindowLanes bins at a time, as one vector: from b = e0 q^-R [1, q, q^2, q^3]
 // and q^4, each group of bins is the previous one times q^L. The factors C_m are the same for every
 // pair, so the forward pair loop sums e0 q^m alone per centre bin c, and C_m is applied once per
-// bin. Bins beyond cutoff_sigmas are masked to zero;
-// windows that stick out of the grid are discarded, so the pair loops have no branch or clamp.
+// bin. Bins beyond cutoff_sigmas are masked to zero; windows that stick out of the grid are
+// discarded, so the pair loops have no branch or clamp.
 #pragma once
 
 #include <cstdint>
@@ -20,11 +20,19 @@
 
 namespace nanochart::kernel {
 
-// Bins per vector in the window loops (a multiple of 4).
+// Bins per vector in the window loops.
 constexpr int kWindowLanes = 4;
+
+struct Row;
+class CentreTable;
+using AccumulateFunction = void (*)(const struct Grid&, int64_t, const Row&, CentreTable&);
+using GradientFunction = void (*)(const struct Grid&, int64_t, const Row&, const double*);
 
 struct Grid {
   explicit Grid(const RdfSettings& settings);
+
+  // Bins in a pair's window as the loops walk it: groups of kWindowLanes.
+  int64_t window_width() const { return int64_t{kWindowLanes} * groups; }
 
   double r_min, inv_spacing, h, cutoff;
   int64_t n_bins;
@@ -34,6 +42,9 @@ struct Grid {
   std::vector<double> offsets;        // m h, same m
   std::vector<double> gauss_offsets;  // C_m m h, same m
   std::vector<char> masked;           // per group of bins: may any of them lie beyond the cutoff?
+  // The window loops compiled for this window width and this CPU's vectors, chosen once.
+  AccumulateFunction accumulate_windows;
+  GradientFunction gradient_windows;
 };
 
 // Per-pair values for `capacity` pairs: one row's scratch, or every pair of a recorded structure.
@@ -67,17 +78,14 @@ struct Coordinates {
   std::vector<double> x, y, z;
 };
 
-// Separations x_j - x_i and distances for j = i+1..n-1 into rows[0..n-i-2].
-void separations(const Coordinates& coords, int64_t i, const Box& box, const Row& row);
+// For the pairs (i, j > i) of row i: separations x_j - x_i, distances, nearest bin, x0, base and q^4.
+void fill_row(const Grid& grid, const Coordinates& coords, int64_t i, const Box& box, const Row& row);
 
-// Nearest bin, x0, base and q^4 for the first `count` pairs of the row.
-void kernel_parameters(const Grid& grid, int64_t count, const Row& row);
-
-// One row of `width` values per bin a pair's centre can be (c = -R-1..n_bins+R, where pairs off
-// the grid are pinned), rows aligned for vector access.
+// One row of grid.window_width() values per bin a pair's centre can be (c = -R-1..n_bins+R, where
+// pairs off the grid are pinned), rows aligned for vector access.
 class CentreTable {
  public:
-  CentreTable(const Grid& grid, int64_t width);
+  explicit CentreTable(const Grid& grid);
   double* row(int64_t centre) { return storage_.data() + offset_ + (centre - first_centre) * width; }
   const double* row(int64_t centre) const { return storage_.data() + offset_ + (centre - first_centre) * width; }
 
@@ -88,8 +96,8 @@ class CentreTable {
   size_t offset_ = 0;
 };
 
-// Adds e0 q^m of the row's pairs to the row of their centre bin in `sums` (width
-// kWindowLanes * groups): the kernel sums before the factors C_m, which add_to_rdf applies.
+// Adds e0 q^m of the row's pairs to the row of their centre bin in `sums`: the kernel sums
+// before the factors C_m, which add_to_rdf applies.
 void accumulate(const Grid& grid, int64_t count, const Row& row, CentreTable& sums);
 
 // g_k += sum over centres c and offsets m with c + m = k of C_m sums[c][m]: the unnormalised RDF.
