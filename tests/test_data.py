@@ -265,6 +265,50 @@ def test_generate_refuses_to_mix_settings_or_clobber(reference: Path, tmp_path: 
 
 
 @needs_lammps
+@needs_ovito
+def test_generate_keeps_thermal_snapshots_that_quench_to_each_structure(
+    reference: Path, tmp_path: Path
+) -> None:
+    from nanochart.data.sampling import _quench
+    from nanochart.md import start_lammps
+
+    path = tmp_path / "thermal.extxyz"
+    generate(path, GenerateSettings(structures=8, thermal_snapshots=3, **SMALL), workers=2, progress=False)
+    frames = read(path, ":")
+    extra = 0
+    for atoms in frames:
+        count = atoms.info["thermal_snapshots"]
+        assert 1 <= count <= 3
+        assert [f"thermal_{k}" in atoms.arrays for k in range(1, 5)] == [k <= count for k in range(1, 5)]
+        for k in range(1, count + 1):
+            # A thermal structure near its quench (rotation zeroed): sub-angstrom displacements.
+            rms = np.sqrt(np.mean(np.sum((atoms.arrays[f"thermal_{k}"] - atoms.positions) ** 2, axis=1)))
+            assert 0.02 < rms < 1.0, (k, rms)
+        extra += count - 1
+    assert extra > 0, "no re-thermalised snapshot came back to its quench"
+    # Every thermal snapshot, quenched again in a LAMMPS session of its own, finds its structure's
+    # minimum (the first may settle a little differently: it was not checked when sampled).
+    for atoms in frames:
+        for k in range(2, atoms.info["thermal_snapshots"] + 1):
+            hot = Atoms(atoms.symbols, positions=atoms.arrays[f"thermal_{k}"])
+            _, lmp = start_lammps(hot, tmp_path)
+            energy = _quench(lmp)[1]
+            lmp.close()
+            assert abs(energy - atoms.get_potential_energy()) < 1e-3
+    # A data set started before these settings existed still resumes: its progress file lacks them.
+    progress = reference.with_name(reference.name + ".progress.json")
+    old = tmp_path / "old.extxyz"
+    old.write_bytes(reference.read_bytes())
+    state = json.loads(progress.read_text())
+    for key in ("thermal_snapshots", "rethermalise_ps"):
+        del state["settings"][key]
+    old.with_name(old.name + ".progress.json").write_text(json.dumps(state))
+    assert generate(old, GenerateSettings(structures=32, **SMALL), progress=False).kept == len(
+        read(reference, ":")
+    )
+
+
+@needs_lammps
 def test_generate_unwritable_output(tmp_path: Path) -> None:
     blocker = tmp_path / "a_file"
     blocker.write_text("")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ from ase.io import read
 import nanochart
 from nanochart.chart import knn_separation
 from nanochart.cli import main
-from nanochart.plumed import find_plumed, plugin_path, plumed_input
+from nanochart.plumed import MetadSettings, find_plumed, plugin_path, plumed_input, read_colvar
 
 
 def test_knn_separation_scores_held_out_labels(rng: np.random.Generator) -> None:
@@ -36,16 +37,33 @@ def test_knn_separation_scores_held_out_labels(rng: np.random.Generator) -> None
     assert chance.accuracy < 0.6
 
 
-def test_plumed_input_for_a_model(model_path: Path) -> None:
-    text = plumed_input(model_path, plugin=None, stride=10, sigmas=[0.02, 0.03, 0.04], temperature=450)
+def test_plumed_input_for_a_model(model_path: Path, rng: np.random.Generator) -> None:
+    chart_cvs = rng.normal(size=(500, 3)) * [0.2, 0.3, 0.4] + [1.0, -2.0, 0.0]
+    text = plumed_input(model_path, plugin=None, stride=10, chart_cvs=chart_cvs, temperature=450)
     lines = text.splitlines()
     assert f"cv: RDF_ENCODER MODEL={model_path.resolve()} GROUP=1-147 NOPBC" in lines
     assert "PRINT ARG=cv.cv1,cv.cv2,cv.cv3 STRIDE=10 FILE=COLVAR FMT=%.10f" in lines
     assert any(line.startswith("# LOAD FILE=") for line in lines), "no plugin: LOAD left for the user"
-    metad = next(line for line in lines if "METAD" in line)
-    assert "ARG=cv.cv1,cv.cv2 SIGMA=0.02,0.03" in metad and "TEMP=450" in metad
-    with_plugin = plumed_input(model_path, plugin="/opt/lib/libnanochart_plumed.so")
-    assert "LOAD FILE=/opt/lib/libnanochart_plumed.so" in with_plugin.splitlines()
+    metad = next(line for line in lines if "METAD" in line and "ARG=" in line)
+    assert metad.startswith("# METAD"), "commented out unless asked for"
+    fields = dict(item.split("=", 1) for item in metad.split() if "=" in item)
+    widths = [float(v) for v in fields["SIGMA"].split(",")]
+    assert np.allclose(widths, 0.1 * chart_cvs[:, :2].std(axis=0), rtol=1e-2)
+    low, high = chart_cvs[:, :2].min(axis=0), chart_cvs[:, :2].max(axis=0)
+    grid_min = [float(v) for v in fields["GRID_MIN"].split(",")]
+    grid_max = [float(v) for v in fields["GRID_MAX"].split(",")]
+    assert np.allclose(grid_min, low - 2 * (high - low), rtol=1e-2)
+    assert np.allclose(grid_max, high + 2 * (high - low), rtol=1e-2)
+    assert fields["TEMP"] == "450" and fields["ARG"] == "cv.cv1,cv.cv2"
+    active = plumed_input(
+        model_path, plugin="/opt/lib/libnanochart_plumed.so", metad=MetadSettings(pace=50), active=True
+    )
+    lines = active.splitlines()
+    assert "LOAD FILE=/opt/lib/libnanochart_plumed.so" in lines
+    assert any(line.startswith("METAD ARG=cv.cv1,cv.cv2 SIGMA=0.05,0.05 HEIGHT=1 PACE=50") for line in lines)
+    assert "PRINT ARG=cv.cv1,cv.cv2,metad.bias STRIDE=1 FILE=COLVAR_METAD FMT=%.10f" in lines
+    with pytest.raises(ValueError, match="BIASFACTOR"):
+        MetadSettings(biasfactor=1.0)
 
 
 def test_plumed_input_cli_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -91,5 +109,15 @@ def test_demo_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
         driver = np.loadtxt(out / "driver" / "COLVAR", ndmin=2)
         np.testing.assert_allclose(driver[:, 1:4], projected[:, 1:4], atol=2e-10)
         assert "match nanochart.CV" in printed
+        # The biased run: hills every PACE steps, a bias that grows, its files listed.
+        for name in ("metad/COLVAR_METAD", "metad/HILLS", "metad/biased_run.png"):
+            assert (out / name).stat().st_size > 0, name
+            assert str(out / name) in printed, f"{name} not listed at the end"
+        metad = read_colvar(out / "metad" / "COLVAR_METAD")
+        hills = read_colvar(out / "metad" / "HILLS")
+        pace = int(re.search(r"PACE=(\d+)", (out / "metad" / "plumed.dat").read_text()).group(1))
+        steps = round(metad["time"][-1] / 0.0035)  # the demo's 3.5 fs time step
+        assert abs(len(hills["time"]) - steps / pace) <= 1, (len(hills["time"]), steps, pace)
+        assert metad["metad.bias"][-1] > 0.0
     else:
         assert "skipped" in printed

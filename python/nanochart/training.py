@@ -2,6 +2,11 @@
 
 ``ChartAutoencoder(...).fit(rdfs)`` learns the chart; ``transform(rdfs)`` gives the latent CVs;
 ``export(path, ...)`` writes the TorchScript encoder with its metadata.
+
+Denoising (MD-ready CVs, after Telari et al.'s inherent-structure descriptors, arXiv 2407.17924):
+``fit(inputs, targets, groups=...)`` trains the autoencoder to rebuild each target RDF from its
+input RDF; with thermal snapshots as inputs and the RDFs of their quenches as targets (plus each
+quench rebuilding itself), a thermal structure is encoded where its quench is.
 """
 
 from __future__ import annotations
@@ -45,7 +50,7 @@ class ChartAutoencoder(TransformerMixin, BaseEstimator):
         channels: Sequence[int] = (16, 32, 32, 64, 64),
         kernel_size: int = 5,
         stride: int = 2,
-        activation: str = "relu",
+        activation: str = "silu",
         epochs: int = 300,
         batch_size: int = 64,
         learning_rate: float = 1e-3,
@@ -75,24 +80,44 @@ class ChartAutoencoder(TransformerMixin, BaseEstimator):
 
     # -- fitting ---------------------------------------------------------------------------------
 
-    def fit(self, X: np.ndarray, y: Any = None, *, resume: bool = False) -> ChartAutoencoder:
-        """Train on RDFs ``X`` of shape (n_structures, n_bins). With ``resume`` and an existing
-        ``checkpoint`` file, training continues where that checkpoint stopped."""
+    def fit(
+        self,
+        X: np.ndarray,
+        y: np.ndarray | None = None,
+        *,
+        groups: np.ndarray | None = None,
+        resume: bool = False,
+    ) -> ChartAutoencoder:
+        """Train on RDFs ``X`` of shape (n_samples, n_bins) to rebuild ``y`` (same shape; default
+        ``X``, a plain autoencoder). ``groups`` (n_samples,): samples of one group (a quench and its
+        thermal snapshots) go to the same side of the train/validation split. With ``resume`` and an
+        existing ``checkpoint`` file, training continues where that checkpoint stopped."""
         from tqdm.auto import tqdm
 
         X = self._check_rdfs(X, fitting=True)
+        y = X if y is None else self._check_rdfs(y, fitting=True)
+        if y.shape != X.shape:
+            raise ValueError(f"targets must have the inputs' shape {X.shape}, got {y.shape}")
+        groups = np.arange(len(X)) if groups is None else np.asarray(groups)
+        if groups.shape != (len(X),):
+            raise ValueError(f"groups must have one entry per sample ({len(X)}), got shape {groups.shape}")
         if int(self.n_cvs) < 1:
             raise ValueError(f"n_cvs (the latent size) must be at least 1, got {self.n_cvs}")
         device = torch.device(self.device)
         state = load_checkpoint(self.checkpoint) if resume and self._checkpoint_exists() else None
         if state is None:
-            self._start(X)
+            self._start(X, groups)
         else:
             self._check_resumable(state, X)
             self._restore(state)
-        data = torch.tensor(X, dtype=torch.float32, device=device)
-        train = data[torch.as_tensor(self.train_indices_, device=device)]
-        validation = data[torch.as_tensor(self.validation_indices_, device=device)]
+        inputs = torch.tensor(X, dtype=torch.float32, device=device)
+        targets = inputs if y is X else torch.tensor(y, dtype=torch.float32, device=device)
+        split = {
+            name: torch.as_tensor(indices, device=device)
+            for name, indices in (("train", self.train_indices_), ("validation", self.validation_indices_))
+        }
+        train = (inputs[split["train"]], targets[split["train"]])
+        validation = (inputs[split["validation"]], targets[split["validation"]])
         model = self.autoencoder_.to(device)
         optimizer = torch.optim.Adam(model.parameters(), lr=self.learning_rate)
         if state is not None:
@@ -128,15 +153,17 @@ class ChartAutoencoder(TransformerMixin, BaseEstimator):
         self.autoencoder_ = model.cpu().double().eval()
         return self
 
-    def _start(self, X: np.ndarray) -> None:
+    def _start(self, X: np.ndarray, groups: np.ndarray) -> None:
         torch.manual_seed(int(self.seed))
         rng = np.random.default_rng(int(self.seed))
-        order = rng.permutation(len(X))
-        n_validation = max(1, round(self.validation_fraction * len(X)))
-        if n_validation >= len(X):
-            raise ValueError(f"{len(X)} structures are too few to keep {n_validation} for validation")
-        self.validation_indices_ = np.sort(order[:n_validation])
-        self.train_indices_ = np.sort(order[n_validation:])
+        names, members = np.unique(groups, return_inverse=True)
+        order = rng.permutation(len(names))
+        n_validation = max(1, round(self.validation_fraction * len(names)))
+        if n_validation >= len(names):
+            raise ValueError(f"{len(names)} structures are too few to keep {n_validation} for validation")
+        held = np.isin(members, order[:n_validation])
+        self.validation_indices_ = np.flatnonzero(held)
+        self.train_indices_ = np.flatnonzero(~held)
         self.n_bins_ = X.shape[1]
         model = self._new_autoencoder()
         model.encoder.set_input_scaling(torch.tensor(X[self.train_indices_], dtype=torch.float32))
@@ -155,17 +182,17 @@ class ChartAutoencoder(TransformerMixin, BaseEstimator):
             self.activation,
         )
 
-    def _epoch(self, model, optimizer, train: torch.Tensor, generator: torch.Generator, device) -> float:
+    def _epoch(self, model, optimizer, train: tuple[torch.Tensor, torch.Tensor], generator, device) -> float:
         model.train()
-        order = torch.randperm(len(train), generator=generator).to(device)
+        inputs, targets = train
+        order = torch.randperm(len(inputs), generator=generator).to(device)
         total = 0.0
         # Drop a last batch of one: batch norm cannot train on a single sample.
         batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
         batches = [b for b in batches if len(b) > 1] or batches
         for batch in batches:
-            g = train[batch]
-            _, rebuilt = model(g)
-            loss = torch.nn.functional.mse_loss(rebuilt, model.encoder.standardize(g))
+            _, rebuilt = model(inputs[batch])
+            loss = torch.nn.functional.mse_loss(rebuilt, model.encoder.standardize(targets[batch]))
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -173,11 +200,12 @@ class ChartAutoencoder(TransformerMixin, BaseEstimator):
         return total / sum(len(b) for b in batches)
 
     @staticmethod
-    def _loss(model, data: torch.Tensor) -> float:
+    def _loss(model, data: tuple[torch.Tensor, torch.Tensor]) -> float:
         model.eval()
+        inputs, targets = data
         with torch.no_grad():
-            _, rebuilt = model(data)
-            return float(torch.nn.functional.mse_loss(rebuilt, model.encoder.standardize(data)))
+            _, rebuilt = model(inputs)
+            return float(torch.nn.functional.mse_loss(rebuilt, model.encoder.standardize(targets)))
 
     # -- using the fitted model ------------------------------------------------------------------
 
@@ -189,7 +217,8 @@ class ChartAutoencoder(TransformerMixin, BaseEstimator):
 
     def reconstruction_error(self, X: np.ndarray) -> float:
         """Mean squared error of the rebuilt, standardised RDFs (the training loss)."""
-        return self._loss(self.autoencoder_, torch.tensor(self._check_rdfs(X), dtype=torch.float64))
+        data = torch.tensor(self._check_rdfs(X), dtype=torch.float64)
+        return self._loss(self.autoencoder_, (data, data))
 
     @property
     def encoder_(self) -> ConvEncoder:

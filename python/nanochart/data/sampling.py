@@ -11,9 +11,16 @@ structure is no longer one connected cluster).
 
 The output is extxyz: per frame ``energy`` (eV, after the quench), ``temperature`` (K, of the MD
 it came from), ``label`` (CNA cluster label), ``motif`` (the start), ``run``, ``time`` (ps into the
-run); per atom ``cna`` (fcc, hcp, ico, other). A side file ``<out>.progress.json`` records the
-finished runs so that an interrupted run resumes where it stopped, and a finished one can be
-extended by asking for more structures with otherwise the same settings.
+run), ``thermal_snapshots`` (how many thermal snapshots follow); per atom ``cna`` (fcc, hcp, ico,
+other) and ``thermal_1`` ... ``thermal_K`` (angstrom): thermal structures at ``temperature`` that
+quench to this structure. ``thermal_1`` is the MD snapshot it was quenched from; with
+``thermal_snapshots`` > 1 the others come from short MD runs (``rethermalise_ps``) started from the
+quench, each kept only if its own quench is the same minimum (energy within 1 meV). A CV for biased
+MD is trained to map them where their quench lands (``nanochart train``).
+
+A side file ``<out>.progress.json`` records the finished runs so that an interrupted run resumes
+where it stopped, and a finished one can be extended by asking for more structures with otherwise
+the same settings.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +57,8 @@ EVAPORATED_OVER_NN = 1.6
 MELT_START = "melt"
 #: Runs from a motif start with up to this many surface atoms moved to random hollow sites.
 MAX_SURFACE_MOVES = 6
+#: A re-thermalised snapshot belongs to a quench when its own quench lies this close in energy (eV).
+SAME_MINIMUM_EV = 1e-3
 
 
 @dataclass(frozen=True)
@@ -65,9 +74,13 @@ class GenerateSettings:
     interval_ps: float = 1.0
     equilibration_ps: float = 5.0
     timestep_ps: float = 0.0
+    thermal_snapshots: int = 1
+    rethermalise_ps: float = 2.0
 
     def __post_init__(self) -> None:
         check_request(self.element, self.n_atoms)
+        if self.thermal_snapshots < 1 or self.rethermalise_ps <= 0:
+            raise ValueError("thermal_snapshots >= 1 and rethermalise_ps > 0 are required")
         if self.structures < 1:
             raise ValueError(f"structures must be at least 1, got {self.structures}")
         if not self.temperatures or min(self.temperatures) <= 0:
@@ -190,21 +203,47 @@ def sample_run(settings: GenerateSettings, run: Run, potential: str | None = Non
             for k in range(settings.snapshots_per_run):
                 lmp.command(f"run {interval}")
                 x, v = _gather(lmp, "x"), _gather(lmp, "v")
-                lmp.command("minimize 1e-10 1e-4 5000 50000")
-                quenched = _gather(lmp, "x")
-                energy = float(lmp.get_thermo("pe"))
-                _scatter(lmp, "x", x)
-                _scatter(lmp, "v", v)
+                quenched, energy = _quench(lmp)
                 frame = Atoms(f"{settings.element}{settings.n_atoms}", positions=quenched)
-                if has_evaporated(frame):
+                if not has_evaporated(frame):
+                    thermal = [x, *_rethermalised(lmp, settings, run, k, quenched, energy)]
+                    frames.append(
+                        _labelled(frame, energy, run, (k + 1) * interval * settings.timestep_ps, thermal)
+                    )
+                else:
                     evaporated += 1
-                    continue
-                frames.append(_labelled(frame, energy, run, (k + 1) * interval * settings.timestep_ps))
+                _scatter(lmp, "x", x)  # the run goes on from its thermal snapshot
+                _scatter(lmp, "v", v)
         except Exception as error:
             raise RuntimeError(_lammps_message(run, error, log)) from error
         finally:
             lmp.close()
     return RunOutput(run.index, frames, evaporated)
+
+
+def _quench(lmp) -> tuple[np.ndarray, float]:
+    """Conjugate-gradient minimisation from the current positions: (positions, energy in eV)."""
+    lmp.command("minimize 1e-10 1e-4 5000 50000")
+    return _gather(lmp, "x"), float(lmp.get_thermo("pe"))
+
+
+def _rethermalised(
+    lmp, settings: GenerateSettings, run: Run, snapshot: int, quenched: np.ndarray, energy: float
+) -> list[np.ndarray]:
+    """The extra thermal snapshots of one quench: MD at the run's temperature from the quench, new
+    velocities each time, kept when their own quench is the same minimum. Leaves the positions and
+    velocities to the caller to restore."""
+    kept = []
+    steps = max(1, round(settings.rethermalise_ps / settings.timestep_ps))
+    for extra in range(1, settings.thermal_snapshots):
+        _scatter(lmp, "x", quenched)
+        seed = 1 + (run.seed + 7919 * (snapshot * settings.thermal_snapshots + extra)) % 899_999_999
+        lmp.command(f"velocity all create {run.temperature} {seed} mom yes rot yes dist gaussian")
+        lmp.command(f"run {steps}")
+        thermal = _gather(lmp, "x")
+        if abs(_quench(lmp)[1] - energy) < SAME_MINIMUM_EV:
+            kept.append(thermal)
+    return kept
 
 
 def _lammps_message(run: Run, error: BaseException, log: Path) -> str:
@@ -234,14 +273,21 @@ def has_evaporated(frame: Atoms) -> bool:
     return connected_components(bonds, directed=False)[0] > 1
 
 
-def _labelled(frame: Atoms, energy: float, run: Run, time_ps: float) -> Atoms:
+def _labelled(frame: Atoms, energy: float, run: Run, time_ps: float, thermal: list[np.ndarray]) -> Atoms:
     from ase.calculators.singlepoint import SinglePointCalculator
 
     cna = analyse(frame)
     frame.info.update(
-        label=cna.label, temperature=run.temperature, motif=run.start, run=run.index, time=round(time_ps, 6)
+        label=cna.label,
+        temperature=run.temperature,
+        motif=run.start,
+        run=run.index,
+        time=round(time_ps, 6),
+        thermal_snapshots=len(thermal),
     )
     frame.new_array("cna", cna.atom_labels.astype("U5"))
+    for k, positions in enumerate(thermal, start=1):
+        frame.new_array(f"thermal_{k}", positions)
     frame.calc = SinglePointCalculator(frame, energy=energy)
     return frame
 
@@ -314,7 +360,10 @@ def _jsonable(settings: GenerateSettings) -> dict:
 
 
 def _without_size(settings: dict) -> dict:
-    return {key: value for key, value in settings.items() if key != "structures"}
+    """Settings that must match to resume; keys added since a data set was started take their
+    defaults, so older progress files still resume."""
+    defaults = {f.name: f.default for f in fields(GenerateSettings) if f.default is not MISSING}
+    return {key: value for key, value in {**defaults, **settings}.items() if key != "structures"}
 
 
 def generate(
