@@ -3,8 +3,9 @@
 # nothing: data (LAMMPS MD + quench + CNA, each structure with the thermal snapshot it was quenched
 # from), denoising training (each thermal snapshot rebuilt as its quench's RDF: MD-ready CVs),
 # export, chart, held-out k-NN accuracy of quenched and thermal structures.
-# About 1.5 h on 2 cores (data 50 min, training 35 min). Usage: models/au147/make.sh [WORK_DIR]
-# (default build/au147-model; an interrupted run resumes where it stopped).
+# About 1 h on 2 cores (data 30 min, training 20 min). Usage: models/au147/make.sh [WORK_DIR]
+# (default build/au147-model; an interrupted run resumes where it stopped). TRAIN_SNAPSHOTS (default
+# 32000) sets the size of the training set; a larger value extends a finished set.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -15,7 +16,8 @@ mkdir -p "$work" "$here/chart"
 
 # Training set and an in-distribution held-out set (same ladder, 250-570 K, other seed); and the
 # MD-ready test: fresh MD at 300 and 450 K from every seed motif (a third seed), never trained on.
-"$nanochart" generate --element Au --natoms 147 --structures 64000 --seed 0 --out "$work/train.extxyz"
+"$nanochart" generate --element Au --natoms 147 --structures "${TRAIN_SNAPSHOTS:-32000}" --seed 0 \
+  --out "$work/train.extxyz"
 "$nanochart" generate --element Au --natoms 147 --structures 6000 --seed 1 --out "$work/test.extxyz"
 "$nanochart" generate --element Au --natoms 147 --structures 6000 --seed 2 --temperatures 300,450 \
   --out "$work/thermal_test.extxyz"

@@ -1,6 +1,6 @@
 """nanochart: autoencoder collective variables for metal nanoclusters, differentiable end to end.
 
-The public API (DESIGN.md): :func:`rdf`, :class:`CV`, :func:`export_model`, :func:`read_metadata`.
+The public API (docs/design.md): :func:`rdf`, :class:`CV`, :func:`export_model`, :func:`read_metadata`.
 """
 
 import torch  # noqa: F401  (loads libtorch before the compiled core links against it)

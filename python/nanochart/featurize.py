@@ -34,7 +34,7 @@ BATCH = 256
 
 @dataclass(frozen=True)
 class RdfSettings:
-    """The RDF of DESIGN.md: grid r_min..r_max (inclusive, n_bins points), Gaussian width sigma."""
+    """The RDF of docs/design.md: grid r_min..r_max (inclusive, n_bins points), Gaussian width sigma."""
 
     r_min: float
     r_max: float

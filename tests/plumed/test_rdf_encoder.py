@@ -254,8 +254,32 @@ def test_model_metadata_is_checked_like_in_python(tmp_path, trajectory, plumed_e
     assert "rdf.n_bins = 150" in out
 
 
-def test_plugin_command_prints_the_plugin_path(capsys) -> None:
+def test_plugin_command_prints_the_plugin_path_and_its_plumed(capsys, monkeypatch, tmp_path) -> None:
     from nanochart.cli import main
+    from nanochart.md import lammps_plugin_path
+    from nanochart.plumed import plugin_build_info
 
     assert main(["plugin"]) == 0
-    assert capsys.readouterr().out.strip() == str(PLUGIN)
+    printed = capsys.readouterr()
+    assert printed.out.strip() == str(PLUGIN)  # alone on stdout, for LOAD FILE=$(nanochart plugin)
+    built = plugin_build_info(PLUGIN)
+    assert built is not None and built["version"] == PLUMED.version
+    assert f"built against PLUMED {PLUMED.version} at {built['root']}" in printed.err
+    assert ("bundled: the kernel of the PyPI wheel hillclimber" in printed.err) == PLUMED.bundled
+    if lammps_plugin_path() is not None:
+        assert main(["plugin", "--lammps"]) == 0
+        printed = capsys.readouterr()
+        assert printed.out.strip() == str(lammps_plugin_path())
+        assert f"  plugin load {lammps_plugin_path()}" in printed.err.splitlines()
+        assert f"PLUMED_KERNEL={PLUMED.kernel}" in printed.err
+    # A plugin built against another PLUMED than the one found now is reported as such.
+    other = tmp_path / "libnanochart_plumed.so"
+    other.write_bytes(PLUGIN.read_bytes())
+    other.with_suffix(".json").write_text(
+        '{"executable": "/opt/p/bin/plumed", "root": "/opt/p/lib/plumed", "version": "2.9"}'
+    )
+    monkeypatch.setenv("NANOCHART_PLUMED_PLUGIN", str(other))
+    assert main(["plugin"]) == 0
+    err = capsys.readouterr().err
+    assert "built against PLUMED 2.9 at /opt/p/lib/plumed (the user's own)" in err
+    assert "warning: the PLUMED found now is another one" in err

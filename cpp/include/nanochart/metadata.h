@@ -1,4 +1,4 @@
-// The metadata that travels inside every exported model as `nanochart.json` (DESIGN.md).
+// The metadata that travels inside every exported model as `nanochart.json` (docs/design.md).
 #pragma once
 
 #include <cstdint>

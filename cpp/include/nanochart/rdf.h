@@ -1,4 +1,4 @@
-// The Gaussian-smeared radial distribution function: the one RDF definition of DESIGN.md.
+// The Gaussian-smeared radial distribution function: the one RDF definition of docs/design.md.
 //
 //   g_k = (1/P) sum_{i<j} exp(-(r_k - r_ij)^2 / (2 sigma^2)) / (sigma sqrt(2 pi)),
 //   r_k = r_min + k (r_max - r_min) / (M - 1),  k = 0..M-1,  P = N (N - 1) / 2,

@@ -1,7 +1,7 @@
 """A pure-torch RDF: the independent autograd reference for the C++ core, and the benchmark baseline.
 
 It evaluates every Gaussian on every bin (no truncation) from dense pair tensors, so it shares no
-code and no algorithm with the core beyond the definition in DESIGN.md.
+code and no algorithm with the core beyond the definition in docs/design.md.
 """
 
 from __future__ import annotations
