@@ -15,46 +15,53 @@ from pathlib import Path
 
 import numpy as np
 from ase.io import read
-from example_chart import HERE, example_chart
 
-import nanochart
-from nanochart.featurize import encode_frames
+from nanochart.chart import read_chart_cvs
 from nanochart.md import run_md
 from nanochart.plots import pyplot
-from nanochart.plumed import find_plumed, plugin_path
+from nanochart.plumed import MetadSettings, find_plumed, plugin_path, plumed_input
+
+HERE = Path(__file__).parent
+SHIPPED = HERE.parent / "models" / "au147" / "au147.pt"
+MOTIFS = HERE / "data" / "au147_motifs.extxyz"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=25000, help="MD steps of 2 fs (default 25000 = 50 ps)")
-    parser.add_argument("--model", type=Path, help="exported model (default: train the example chart)")
+    parser.add_argument(
+        "--model",
+        type=Path,
+        default=SHIPPED,
+        help="exported model (default: the shipped MD-ready Au147 model)",
+    )
     parser.add_argument("--out", type=Path, default=Path("out/metad"))
     args = parser.parse_args()
     plumed, plugin = find_plumed(), plugin_path()
     if plumed is None or plugin is None:
         raise SystemExit("needs PLUMED on PATH and the plugin: see README, 'In PLUMED'")
-    model, data = (args.model, None) if args.model else example_chart(args.out)
+    model = args.model
 
-    # Gaussian widths: a tenth of the spread of each CV over the unbiased 400 K data (all motifs).
-    cv = nanochart.CV(model)
-    frames = read(data, index=":") if data else read(HERE / "data" / "au147_motifs.extxyz", index=":")
-    # Start from an icosahedron equilibrated at 400 K (the last one of the data), not the ideal one,
-    # which the 400 K chart has never seen.
-    start = [atoms for atoms in frames if atoms.info.get("motif") == "Ih"][-1]
-    spread = encode_frames(cv, frames, progress=False).std(axis=0)
-    sigma = 0.1 * spread[:2]
-    text = f"""LOAD FILE={plugin}
-UNITS LENGTH=A
-cv: RDF_ENCODER MODEL={model.resolve()} GROUP=1-147 NOPBC
-metad: METAD ARG=cv.cv1,cv.cv2 SIGMA={sigma[0]:.4g},{sigma[1]:.4g} ...
-  HEIGHT=1.0 PACE=250 BIASFACTOR=20 TEMP=400 FILE=HILLS
-...
-PRINT ARG=cv.cv1,cv.cv2,metad.bias STRIDE=50 FILE=COLVAR
-"""
+    # The input `nanochart plumed-input --metad` writes: with the model's chart (models/NAME/chart,
+    # shipped with the model) Gaussian widths a tenth of the CVs' spread there and the bias on a
+    # grid around it; without one, widths of 0.05 and no grid.
+    motifs = read(MOTIFS, index=":")
+    chart = model.parent / "chart"
+    text = plumed_input(
+        model,
+        plugin=plugin,
+        stride=50,
+        chart_cvs=read_chart_cvs(chart) if chart.is_dir() else None,
+        temperature=400.0,
+        metad=MetadSettings(height=1.0, pace=250, biasfactor=20.0),
+        active=True,
+    )
+    # The ideal icosahedron: an MD-ready model puts thermal and quenched structures alike.
+    start = next(atoms for atoms in motifs if atoms.info.get("motif") == "Ih")
     run = run_md(
         start, text, args.out, steps=args.steps, temperature=400.0, timestep=0.002, seed=2024, dump_every=500
     )
-    colvar = np.loadtxt(run.outputs["COLVAR"])
+    colvar = np.loadtxt(run.outputs["COLVAR_METAD"])  # time, cv1, cv2, metad.bias
     hills = np.loadtxt(run.outputs["HILLS"], ndmin=2)
     subprocess.run(
         [
@@ -79,7 +86,7 @@ PRINT ARG=cv.cv1,cv.cv2,metad.bias STRIDE=50 FILE=COLVAR
         f"metad      {len(hills)} hills, cv1 {colvar[:, 1].min():.3f}..{colvar[:, 1].max():.3f}, "
         f"cv2 {colvar[:, 2].min():.3f}..{colvar[:, 2].max():.3f}; final bias {colvar[-1, 3]:.2f} kJ/mol"
     )
-    print(f"wrote      {png}, {args.out / 'fes.dat'}, {run.outputs['COLVAR']}, {run.outputs['HILLS']}")
+    print(f"wrote      {png}, {args.out / 'fes.dat'}, {run.outputs['COLVAR_METAD']}, {run.outputs['HILLS']}")
 
 
 def plot(fes: np.ndarray, colvar: np.ndarray, path: Path) -> Path:

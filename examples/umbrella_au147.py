@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 from ase.io import read
-from example_chart import HERE, example_chart
 
 import nanochart
 from nanochart.featurize import encode_frames
@@ -28,27 +27,37 @@ from nanochart.wham import wham
 KT_400K = 0.0083144626 * 400.0  # kJ/mol
 
 
+HERE = Path(__file__).parent
+SHIPPED = HERE.parent / "models" / "au147" / "au147.pt"
+MOTIFS = HERE / "data" / "au147_motifs.extxyz"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--windows", type=int, default=10)
     parser.add_argument("--steps", type=int, default=5000, help="MD steps of 2 fs per window (default 5000)")
-    parser.add_argument("--model", type=Path, help="exported model (default: train the example chart)")
     parser.add_argument(
-        "--data", type=Path, help="structures to start windows from (default: the chart's data)"
+        "--model",
+        type=Path,
+        default=SHIPPED,
+        help="exported model (default: the shipped MD-ready Au147 model)",
+    )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=MOTIFS,
+        help="structures to start windows from (default: the Ih, Dh, fcc motifs)",
     )
     parser.add_argument("--out", type=Path, default=Path("out/umbrella"))
     args = parser.parse_args()
     if find_plumed() is None or plugin_path() is None:
         raise SystemExit("needs PLUMED on PATH and the plugin: see README, 'In PLUMED'")
-    if args.model:
-        model, data = args.model, args.data or HERE / "data" / "au147_motifs.extxyz"
-    else:
-        model, data = example_chart(args.out)
+    model, data = args.model, args.data
     cv = nanochart.CV(model)
     frames = read(data, index=":")
     cv1 = encode_frames(cv, frames, progress=False)[:, 0]
-    # From the thermal (400 K) icosahedra to the thermal decahedra of the data, when the frames say
-    # which is which; else across the bulk of the data. Ideal motifs are not reachable at 400 K.
+    # From the icosahedra to the decahedra of the data, when the frames say which is which; else
+    # across the bulk of the data.
     labels = np.array([atoms.info.get("motif", "") for atoms in frames])
     if {"Ih", "Dh"} <= set(labels):
         ends = np.array([np.median(cv1[labels == "Ih"]), np.median(cv1[labels == "Dh"])])

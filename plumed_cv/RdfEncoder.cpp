@@ -181,8 +181,10 @@ void RdfEncoder::calculate() {
     }
   }
   try {
-    // Records the encoder graph: apply() may need one backward pass on these positions.
-    cv_->calculate(positions_.data(), static_cast<int64_t>(positions.size()), box, values_.data(), true);
+    // Records what the backward pass needs only when some action wants derivatives of the CVs
+    // (a bias, --debug-forces): apply() then runs one backward pass on these positions.
+    cv_->calculate(positions_.data(), static_cast<int64_t>(positions.size()), box, values_.data(),
+                   !doNotCalculateDerivatives());
   } catch (const ::nanochart::Error& e) {
     error(e.what());
   }
@@ -190,6 +192,7 @@ void RdfEncoder::calculate() {
 }
 
 void RdfEncoder::apply() {
+  if (doNotCalculateDerivatives()) return;  // nothing was recorded, and nothing acts on the CVs
   bool any = false;
   for (unsigned d = 0; d < values_.size(); ++d) {
     // PLUMED's force on a value is -dV/ds, and zero when no bias acts on it (PLUMED 2.9 and
