@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,25 @@ from torch import nn
 import nanochart
 from conftest import RDF_SETTINGS, motif
 from nanochart.encoder import ConvEncoder
+
+
+def _cpu_has_avx2_and_fma() -> bool:
+    """What the core's own evaluator needs (x86-64 with AVX2 and FMA); elsewhere libtorch runs."""
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return False
+    try:
+        flags = next(
+            line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")
+        )
+    except (OSError, StopIteration):
+        return False
+    return {"avx2", "fma"} <= set(flags.split(":", 1)[1].split())
+
+
+needs_native = pytest.mark.skipif(
+    not _cpu_has_avx2_and_fma(),
+    reason="the core's own encoder evaluator needs an x86-64 CPU with AVX2 and FMA; this one runs libtorch",
+)
 
 
 def max_relative(a: np.ndarray, b: np.ndarray) -> float:
@@ -49,6 +69,7 @@ def fitted_encoder(settings: dict, rng: np.random.Generator, **options) -> ConvE
     return encoder
 
 
+@needs_native
 @pytest.mark.parametrize(
     ("activation", "kernel_size", "stride", "n_bins"),
     [("relu", 5, 2, 200), ("silu", 3, 1, 64), ("softplus", 7, 3, 157), ("silu", 5, 2, 201)],
@@ -72,6 +93,7 @@ def test_native_engine_matches_libtorch(tmp_path, rng, activation, kernel_size, 
     assert max_relative(native.values(batch), reference.values(batch)) < 1e-12
 
 
+@needs_native
 def test_shipped_model_runs_natively_and_agrees_with_libtorch(rng) -> None:
     path = Path(__file__).parents[1] / "models" / "au147" / "au147.pt"
     native, reference = nanochart.CV(path), nanochart.CV(path, engine="libtorch")
@@ -111,6 +133,7 @@ class ConvEncoder(Base):
 """
 
 
+@needs_native
 def test_a_module_the_evaluator_gets_wrong_stays_in_libtorch(tmp_path, rng, monkeypatch) -> None:
     # Named like nanochart's encoder (module path ending in nanochart.encoder), with the same layers,
     # but another forward: only the numerical check on load can tell.

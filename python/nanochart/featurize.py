@@ -46,15 +46,6 @@ class RdfSettings:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> RdfSettings:
-        known = {
-            k: values[k]
-            for k in ("r_min", "r_max", "n_bins", "sigma", "cutoff_sigmas", "length_unit")
-            if k in values
-        }
-        return cls(**known)
-
 
 def read_structures(path: str | os.PathLike[str], index: str = ":") -> list[Atoms]:
     """Every structure of an ASE-readable file, checked to form a data set (one cluster size, finite)."""

@@ -215,11 +215,6 @@ class ChartAutoencoder(TransformerMixin, BaseEstimator):
         with torch.no_grad():
             return self.encoder_(torch.tensor(X, dtype=torch.float64)).numpy()
 
-    def reconstruction_error(self, X: np.ndarray) -> float:
-        """Mean squared error of the rebuilt, standardised RDFs (the training loss)."""
-        data = torch.tensor(self._check_rdfs(X), dtype=torch.float64)
-        return self._loss(self.autoencoder_, (data, data))
-
     @property
     def encoder_(self) -> ConvEncoder:
         return self.autoencoder_.encoder
