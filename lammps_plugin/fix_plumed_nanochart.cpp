@@ -22,8 +22,10 @@
 // There is one global scalar, the bias energy (extensive, LAMMPS energy units), added to the
 // potential energy by `fix_modify energy yes`; the bias virial enters the pressure with
 // `fix_modify virial yes`. It acts in post_force and min_post_force (so also in minimisation);
-// a step computed twice (the setup of a second `run`, line searches of `minimize`) is recomputed
-// without PLUMED's update, so no hill is deposited and no line printed twice. r-RESPA is not
+// a step computed twice (the setup of a second `run`, line searches of `minimize`) goes through
+// PLUMED without its update, so no hill is deposited and no line printed twice, and when the atoms
+// are where they were (a `run N pre no` continuing a run) PLUMED's forces of that step are reused
+// instead of computed again (not with an MPI kernel on several ranks). r-RESPA is not
 // supported. Define the fix after the timestep: PLUMED's timestep is fixed when the fix is made.
 //
 // Units: PLUMED is told LAMMPS' units, so plumed.dat is read in PLUMED's own units (nm, kJ/mol, ps,
