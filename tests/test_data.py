@@ -280,16 +280,20 @@ def test_generate_keeps_thermal_snapshots_that_quench_to_each_structure(
         count = atoms.info["thermal_snapshots"]
         assert 1 <= count <= 3
         assert [f"thermal_{k}" in atoms.arrays for k in range(1, 5)] == [k <= count for k in range(1, 5)]
+        # The first at the run's temperature, the others across the ladder.
+        temperatures = np.atleast_1d(atoms.info["thermal_temperatures"])
+        assert len(temperatures) == count and temperatures[0] == atoms.info["temperature"]
+        assert set(temperatures) <= set(SMALL["temperatures"])
         for k in range(1, count + 1):
-            # A thermal structure near its quench (rotation zeroed): sub-angstrom displacements.
+            # A thermal structure, not the quench itself.
             rms = np.sqrt(np.mean(np.sum((atoms.arrays[f"thermal_{k}"] - atoms.positions) ** 2, axis=1)))
-            assert 0.02 < rms < 1.0, (k, rms)
+            assert rms > 0.02, (k, rms)
         extra += count - 1
     assert extra > 0, "no re-thermalised snapshot came back to its quench"
     # Every thermal snapshot, quenched again in a LAMMPS session of its own, finds its structure's
-    # minimum (the first may settle a little differently: it was not checked when sampled).
+    # minimum (the first is the snapshot the structure was quenched from).
     for atoms in frames:
-        for k in range(2, atoms.info["thermal_snapshots"] + 1):
+        for k in range(1, atoms.info["thermal_snapshots"] + 1):
             hot = Atoms(atoms.symbols, positions=atoms.arrays[f"thermal_{k}"])
             _, lmp = start_lammps(hot, tmp_path)
             energy = _quench(lmp)[1]

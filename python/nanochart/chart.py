@@ -204,11 +204,14 @@ def thermal_separation(
     thermal_right = knn.predict(thermal_cvs) == truth[owners]
     quench_right = knn.predict(held_out_cvs) == truth
     temperature = np.array([float(atoms.info.get("temperature", np.nan)) for atoms in held_out_frames])
+    snapshot_temperature = np.array([float(atoms.info.get("temperature", np.nan)) for atoms in snapshots])
     per_t: dict[str, dict[float, float]] = {"thermal": {}, "quenched": {}, "n": {}}
-    for t in np.unique(temperature[owners]):
-        mine = temperature[owners] == t
+    for t in np.unique(snapshot_temperature):
+        mine = snapshot_temperature == t
         per_t["thermal"][float(t)] = float(thermal_right[mine].mean())
-        per_t["quenched"][float(t)] = float(quench_right[temperature == t].mean())
+        # The quenches of the structures sampled at that temperature.
+        same = temperature == t
+        per_t["quenched"][float(t)] = float(quench_right[same].mean()) if same.any() else float("nan")
         per_t["n"][float(t)] = int(mine.sum())
     label_names = sorted(set(labels))
     centroids = np.array([cvs[np.asarray(labels) == name].mean(axis=0) for name in label_names])

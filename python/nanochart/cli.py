@@ -239,7 +239,7 @@ def _demo(args: argparse.Namespace) -> None:
         held_out_structures=max(100, (args.structures or defaults.structures) // 5),
         epochs=args.epochs or defaults.epochs,
     )
-    run_demo(args.out, settings, workers=args.workers)
+    run_demo(main, args.out, settings, workers=args.workers)
 
 
 def _label(args: argparse.Namespace) -> None:

@@ -33,11 +33,16 @@ class DemoSettings:
     seed: int = 0
 
 
+#: Runs one `nanochart` command line (argv without the program name) and returns its exit status:
+#: `nanochart.cli.main`, handed in by the command line, so that this module does not import it back.
+CommandRunner = Callable[[list[str]], int]
+
+
 class Demo:
     """Runs the steps, timing each and collecting the outputs to list at the end."""
 
-    def __init__(self, out: Path, settings: DemoSettings, workers: int | None) -> None:
-        self.out, self.settings, self.workers = out, settings, workers
+    def __init__(self, out: Path, settings: DemoSettings, workers: int | None, runner: CommandRunner) -> None:
+        self.out, self.settings, self.workers, self.runner = out, settings, workers, runner
         self.outputs: list[tuple[str, Path]] = []
         self.started = time.perf_counter()
         self.step = 0
@@ -50,10 +55,8 @@ class Demo:
 
     def command(self, *argv: str) -> None:
         """Run a `nanochart` verb as a user would, stopping the demo if it fails."""
-        from .cli import main
-
         print("$ nanochart " + shlex.join(argv), flush=True)
-        if main(list(argv)) != 0:
+        if self.runner(list(argv)) != 0:
             raise RuntimeError(f"the demo stopped: `nanochart {argv[0]}` failed (its error is above)")
 
     def keep(self, what: str, path: Path) -> Path:
@@ -62,13 +65,17 @@ class Demo:
 
 
 def run_demo(
-    out: str = "nanochart-demo", settings: DemoSettings | None = None, workers: int | None = None
+    runner: CommandRunner,
+    out: str = "nanochart-demo",
+    settings: DemoSettings | None = None,
+    workers: int | None = None,
 ) -> list[tuple[str, Path]]:
-    """Run the demo into ``out``; returns (description, path) of every output."""
+    """Run the demo into ``out``, each step a command line run by ``runner`` (`nanochart.cli.main`);
+    returns (description, path) of every output."""
     settings = settings or DemoSettings()
     out_dir = Path(out).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
-    demo = Demo(out_dir, settings, workers)
+    demo = Demo(out_dir, settings, workers, runner)
     for step in STEPS:
         step(demo)
     elapsed = time.perf_counter() - demo.started

@@ -11,12 +11,13 @@ structure is no longer one connected cluster).
 
 The output is extxyz: per frame ``energy`` (eV, after the quench), ``temperature`` (K, of the MD
 it came from), ``label`` (CNA cluster label), ``motif`` (the start), ``run``, ``time`` (ps into the
-run), ``thermal_snapshots`` (how many thermal snapshots follow); per atom ``cna`` (fcc, hcp, ico,
-other) and ``thermal_1`` ... ``thermal_K`` (angstrom): thermal structures at ``temperature`` that
-quench to this structure. ``thermal_1`` is the MD snapshot it was quenched from; with
-``thermal_snapshots`` > 1 the others come from short MD runs (``rethermalise_ps``) started from the
-quench, each kept only if its own quench is the same minimum (energy within 1 meV). A CV for biased
-MD is trained to map them where their quench lands (``nanochart train``).
+run), ``thermal_snapshots`` (how many thermal snapshots follow) and ``thermal_temperatures`` (K,
+one each); per atom ``cna`` (fcc, hcp, ico, other) and ``thermal_1`` ... ``thermal_K``
+(angstrom): thermal structures that quench to this structure. ``thermal_1`` is the MD snapshot it
+was quenched from, at ``temperature``; with ``thermal_snapshots`` > 1 the others come from short MD
+runs (``rethermalise_ps``) started from the quench at the next temperatures of the ladder in turn,
+each kept only if its own quench is the same minimum (energy within 1 meV). A CV for biased MD is
+trained to map them where their quench lands (``nanochart train``).
 
 A side file ``<out>.progress.json`` records the finished runs so that an interrupted run resumes
 where it stopped, and a finished one can be extended by asking for more structures with otherwise
@@ -206,10 +207,14 @@ def sample_run(settings: GenerateSettings, run: Run, potential: str | None = Non
                 quenched, energy = _quench(lmp)
                 frame = Atoms(f"{settings.element}{settings.n_atoms}", positions=quenched)
                 if not has_evaporated(frame):
-                    thermal = [x, *_rethermalised(lmp, settings, run, k, quenched, energy)]
+                    thermal = [(x, temperature), *_rethermalised(lmp, settings, run, k, quenched, energy)]
                     frames.append(
                         _labelled(frame, energy, run, (k + 1) * interval * settings.timestep_ps, thermal)
                     )
+                    if len(thermal) > 1:  # the run's own thermostat back
+                        lmp.command(
+                            f"fix thermostat all langevin {temperature} {temperature} 0.1 {run.seed} zero yes"
+                        )
                 else:
                     evaporated += 1
                 _scatter(lmp, "x", x)  # the run goes on from its thermal snapshot
@@ -229,20 +234,25 @@ def _quench(lmp) -> tuple[np.ndarray, float]:
 
 def _rethermalised(
     lmp, settings: GenerateSettings, run: Run, snapshot: int, quenched: np.ndarray, energy: float
-) -> list[np.ndarray]:
-    """The extra thermal snapshots of one quench: MD at the run's temperature from the quench, new
-    velocities each time, kept when their own quench is the same minimum. Leaves the positions and
-    velocities to the caller to restore."""
+) -> list[tuple[np.ndarray, float]]:
+    """The extra thermal snapshots of one quench, (positions, temperature in K): MD from the quench
+    at the next temperatures of the ladder in turn (so that a structure is seen hot and cold), new
+    velocities each time, kept when their own quench is the same minimum. Leaves positions,
+    velocities and the thermostat to the caller to restore."""
     kept = []
     steps = max(1, round(settings.rethermalise_ps / settings.timestep_ps))
+    ladder = list(settings.temperatures)
+    first = ladder.index(run.temperature) if run.temperature in ladder else 0
     for extra in range(1, settings.thermal_snapshots):
+        temperature = ladder[(first + extra) % len(ladder)]
         _scatter(lmp, "x", quenched)
         seed = 1 + (run.seed + 7919 * (snapshot * settings.thermal_snapshots + extra)) % 899_999_999
-        lmp.command(f"velocity all create {run.temperature} {seed} mom yes rot yes dist gaussian")
+        lmp.command(f"velocity all create {temperature} {seed} mom yes rot yes dist gaussian")
+        lmp.command(f"fix thermostat all langevin {temperature} {temperature} 0.1 {seed} zero yes")
         lmp.command(f"run {steps}")
         thermal = _gather(lmp, "x")
         if abs(_quench(lmp)[1] - energy) < SAME_MINIMUM_EV:
-            kept.append(thermal)
+            kept.append((thermal, temperature))
     return kept
 
 
@@ -273,7 +283,9 @@ def has_evaporated(frame: Atoms) -> bool:
     return connected_components(bonds, directed=False)[0] > 1
 
 
-def _labelled(frame: Atoms, energy: float, run: Run, time_ps: float, thermal: list[np.ndarray]) -> Atoms:
+def _labelled(
+    frame: Atoms, energy: float, run: Run, time_ps: float, thermal: list[tuple[np.ndarray, float]]
+) -> Atoms:
     from ase.calculators.singlepoint import SinglePointCalculator
 
     cna = analyse(frame)
@@ -284,9 +296,10 @@ def _labelled(frame: Atoms, energy: float, run: Run, time_ps: float, thermal: li
         run=run.index,
         time=round(time_ps, 6),
         thermal_snapshots=len(thermal),
+        thermal_temperatures=np.array([t for _, t in thermal], dtype=np.float64),
     )
     frame.new_array("cna", cna.atom_labels.astype("U5"))
-    for k, positions in enumerate(thermal, start=1):
+    for k, (positions, _) in enumerate(thermal, start=1):
         frame.new_array(f"thermal_{k}", positions)
     frame.calc = SinglePointCalculator(frame, energy=energy)
     return frame
