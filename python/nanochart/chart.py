@@ -135,14 +135,16 @@ def scan_bandwidths(cvs: np.ndarray, bandwidths: np.ndarray | None = None, seed:
 
 
 def _plateau_middle(bandwidths: np.ndarray, counts: np.ndarray) -> float:
-    """Geometric middle of the longest run of equal counts (runs of one cluster only if no other)."""
+    """Geometric middle of the longest run of equal counts (runs of one cluster only if no other);
+    among runs as long, the one with fewer clusters: where the count falls at every step (no
+    plateau), that is the coarsest split, not one family per point."""
     runs, start = [], 0
     for i in range(1, len(counts) + 1):
         if i == len(counts) or counts[i] != counts[start]:
             runs.append((start, i - 1))
             start = i
     several = [r for r in runs if counts[r[0]] > 1] or runs
-    first, last = max(several, key=lambda r: (r[1] - r[0], counts[r[0]]))
+    first, last = max(several, key=lambda r: (r[1] - r[0], -counts[r[0]]))
     return float(np.sqrt(bandwidths[first] * bandwidths[last]))
 
 

@@ -97,8 +97,14 @@ def _chart(args: argparse.Namespace) -> None:
     from .chart import chart
 
     result = chart(args.model, args.data, args.out, n_nearest=args.nearest, held_out=args.held_out)
-    sizes = ", ".join(f"{k}: {(result.families == k).sum()}" for k in range(len(result.centroids)))
-    print(f"families   {len(result.centroids)} (bandwidth {result.scan.chosen:.4g}); sizes {sizes}")
+    shown = min(len(result.centroids), 12)
+    sizes = ", ".join(f"{k}: {(result.families == k).sum()}" for k in range(shown))
+    more = (
+        f", ... ({len(result.centroids) - shown} more in centroids.csv)"
+        if shown < len(result.centroids)
+        else ""
+    )
+    print(f"families   {len(result.centroids)} (bandwidth {result.scan.chosen:.4g}); sizes {sizes}{more}")
     if result.separation is not None:
         separation = result.separation
         recall = ", ".join(f"{name} {100 * value:.0f}%" for name, value in separation.recall().items())

