@@ -28,8 +28,8 @@ from ase.cluster import Icosahedron
 from bench_cv import cpu_name, per_call_us
 
 import nanochart
-from nanochart.md import lammps_plugin_path, run_md
-from nanochart.plumed import find_plumed, plugin_path
+from nanochart.md import run_md
+from nanochart.plumed import find_plumed, lammps_plugin_path, plugin_path
 
 MODEL = Path(__file__).resolve().parents[1] / "models" / "au147" / "au147.pt"
 TEMPERATURE = 400.0

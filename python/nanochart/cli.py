@@ -270,10 +270,9 @@ def _temperatures(text: str) -> tuple[float, ...]:
 
 
 def _md(args: argparse.Namespace) -> None:
-    from . import plots
     from .featurize import read_structures
-    from .md import run_md
-    from .plumed import plugin_path, read_colvar
+    from .md import plot_run, run_md
+    from .plumed import plugin_path
 
     atoms = read_structures(args.structure)[args.frame]
     text = None
@@ -307,10 +306,7 @@ def _md(args: argparse.Namespace) -> None:
         f"MD         {args.steps} steps of {args.timestep} fs, {args.thermostat} at {args.temperature} K; "
         f"final T {result.temperature[-1]:.0f} K, bias {result.bias[-1]:.4g} eV, {check}"
     )
-    # PLUMED's COLVAR as a picture: the path on the chart, the CVs and the bias against time.
-    colvar = next((result.outputs[k] for k in ("COLVAR_METAD", "COLVAR") if k in result.outputs), None)
-    if colvar is not None:
-        result.outputs["plot"] = plots.biased_run(read_colvar(colvar), Path(args.out) / "biased_run.png")
+    plot_run(result)
     _print_outputs(result.outputs)
 
 

@@ -22,14 +22,14 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 
+from .plumed import LAMMPS_PLUGIN_NAME, find_plumed, lammps_plugin_path, read_colvar
+
 #: kJ/mol per eV (e N_A / 1000, exact SI constants, computed as the LAMMPS plugin does), nm per
 #: angstrom: LAMMPS metal units as PLUMED sees them.
 EV_IN_KJ_PER_MOL = 1.602176634e-19 * (6.02214076e23 / 1000.0)
 ANGSTROM_IN_NM = 0.1
 #: EAM potentials shipped with the LAMMPS wheel (Foiles, Baskes and Daw 1986).
 POTENTIALS = {"Au": "Au_u3.eam", "Ag": "Ag_u3.eam", "Cu": "Cu_u3.eam"}
-#: The LAMMPS plugin (fix plumed/nanochart), installed next to the package when it was built.
-LAMMPS_PLUGIN_NAME = "libnanochart_lammps.so"
 COUPLINGS = ("plugin", "python")
 
 
@@ -65,18 +65,8 @@ def _load_lammps():
     return lammps
 
 
-def lammps_plugin_path() -> Path | None:
-    """The LAMMPS plugin `fix plumed/nanochart`: the file NANOCHART_LAMMPS_PLUGIN names, else the one
-    installed with this package (built when LAMMPS' headers and PLUMED were found); None without."""
-    chosen = os.environ.get("NANOCHART_LAMMPS_PLUGIN")
-    path = Path(chosen) if chosen else Path(__file__).parent / "lib" / LAMMPS_PLUGIN_NAME
-    return path if path.is_file() else None
-
-
 def _plumed_environment() -> None:
     """Point PLUMED_KERNEL at the PLUMED found (unless set), for either coupling."""
-    from .plumed import find_plumed
-
     # Since PLUMED 2.10 a runtime-loaded kernel is private (RTLD_LOCAL), and LOADed plugins such as
     # RDF_ENCODER then cannot see PLUMED's symbols: ask for the global namespace (PLUMED's own switch).
     os.environ.setdefault("PLUMED_LOAD_NAMESPACE", "GLOBAL")
@@ -180,10 +170,11 @@ def run_md(
 
     ``temperature`` (K) sets the initial velocities and the Langevin thermostat (damping in ps);
     ``thermostat="nve"`` runs plain NVE. ``timestep`` in ps. PLUMED's files (COLVAR, HILLS, its
-    log plumed.log) and trajectory.extxyz go to ``out_dir``. PLUMED is told k_B T of
-    ``temperature`` (for actions without TEMP). ``coupling``: ``"plugin"`` (LAMMPS' `fix
-    plumed/nanochart`, the default when :func:`lammps_plugin_path` finds it) or ``"python"`` (a
-    `fix external` callback into PLUMED's Python wrapper); both give the same trajectory.
+    log plumed.log) and trajectory.extxyz go to ``out_dir``; :func:`plot_run` draws its COLVAR.
+    PLUMED is told k_B T of ``temperature`` (for actions without TEMP). ``coupling``: ``"plugin"``
+    (LAMMPS' `fix plumed/nanochart`, the default when :func:`lammps_plugin_path` finds it) or
+    ``"python"`` (a `fix external` callback into PLUMED's Python wrapper); both give the same
+    trajectory.
     """
     from ase.io import write
     from tqdm.auto import tqdm
@@ -192,11 +183,11 @@ def run_md(
         raise ValueError(f"thermostat must be 'langevin' or 'nve', got {thermostat!r}")
     if steps < 1 or thermo_every < 1:
         raise ValueError("steps and thermo_every must be at least 1")
+    plugin = lammps_plugin_path()
     if coupling is None:
-        coupling = "plugin" if lammps_plugin_path() is not None else "python"
+        coupling = "plugin" if plugin is not None else "python"
     if coupling not in COUPLINGS:
         raise ValueError(f"coupling must be one of {', '.join(COUPLINGS)}, got {coupling!r}")
-    plugin = lammps_plugin_path()
     if coupling == "plugin" and plugin is None:
         raise FileNotFoundError(
             f"the LAMMPS plugin {LAMMPS_PLUGIN_NAME} is not built (it needs LAMMPS and PLUMED at build "
@@ -260,6 +251,19 @@ def run_md(
         if (out / name).is_file():
             result.outputs[name] = out / name
     return result
+
+
+def plot_run(result: MdResult) -> Path | None:
+    """PLUMED's COLVAR of a run (COLVAR_METAD, else COLVAR) as a picture, biased_run.png beside it:
+    the path on the plane of the first two CVs, the CVs and the bias against time; None without one.
+    Added to ``result.outputs`` as "plot"."""
+    from . import plots
+
+    colvar = next((result.outputs[k] for k in ("COLVAR_METAD", "COLVAR") if k in result.outputs), None)
+    if colvar is None:
+        return None
+    result.outputs["plot"] = plots.biased_run(read_colvar(colvar), colvar.parent / "biased_run.png")
+    return result.outputs["plot"]
 
 
 def _read_dump(path: str):

@@ -19,6 +19,8 @@ import numpy as np
 from ase import Atoms
 
 PLUGIN_NAME = "libnanochart_plumed.so"
+#: The LAMMPS plugin (fix plumed/nanochart), installed beside it when LAMMPS was found at build time.
+LAMMPS_PLUGIN_NAME = "libnanochart_lammps.so"
 #: The first lines of the launcher that scripts/dev writes for the bundled PLUMED carry this mark.
 BUNDLED_MARK = "nanochart: launcher of the bundled PLUMED"
 BUNDLED_LAUNCHER = Path(sys.prefix) / "bin" / "plumed"
@@ -84,12 +86,24 @@ def _info(executable: str, what: str) -> str:
     return out.stdout.strip()
 
 
+def _installed_library(name: str, override: str) -> Path | None:
+    """The file the environment variable ``override`` names, else ``name`` as installed with this
+    package (nanochart/lib); None when that file is not there."""
+    chosen = os.environ.get(override)
+    path = Path(chosen) if chosen else Path(__file__).parent / "lib" / name
+    return path if path.is_file() else None
+
+
 def plugin_path() -> Path | None:
     """The RDF_ENCODER plugin: the file NANOCHART_PLUMED_PLUGIN names (for a plugin built against
     another PLUMED), else the one installed with this package (built when PLUMED was found)."""
-    chosen = os.environ.get("NANOCHART_PLUMED_PLUGIN")
-    path = Path(chosen) if chosen else Path(__file__).parent / "lib" / PLUGIN_NAME
-    return path if path.is_file() else None
+    return _installed_library(PLUGIN_NAME, "NANOCHART_PLUMED_PLUGIN")
+
+
+def lammps_plugin_path() -> Path | None:
+    """The LAMMPS plugin `fix plumed/nanochart`: the file NANOCHART_LAMMPS_PLUGIN names, else the one
+    installed with this package (built when LAMMPS' headers and PLUMED were found); None without."""
+    return _installed_library(LAMMPS_PLUGIN_NAME, "NANOCHART_LAMMPS_PLUGIN")
 
 
 def plugin_build_info(plugin: Path | None = None) -> dict | None:
@@ -108,8 +122,6 @@ def plugin_report(*, lammps: bool = False) -> tuple[Path, str]:
     """The installed RDF_ENCODER plugin (or, with ``lammps``, the LAMMPS plugin) and a few lines
     for its user: the PLUMED it was built against and where that came from, the PLUMED found now,
     and for LAMMPS a ready `plugin load` and fix line. Raises FileNotFoundError when not built."""
-    from .md import lammps_plugin_path
-
     plumed = find_plumed()
     now = plumed.describe() if plumed else "no PLUMED (put `plumed` on PATH or set PLUMED_KERNEL)"
     path = lammps_plugin_path() if lammps else plugin_path()

@@ -11,8 +11,7 @@ import os
 
 import pytest
 
-from nanochart.md import lammps_plugin_path
-from nanochart.plumed import find_plumed, plugin_path
+from nanochart.plumed import find_plumed, lammps_plugin_path, plugin_path
 
 PLUMED = find_plumed()
 PLUGIN = plugin_path()

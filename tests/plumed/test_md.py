@@ -55,7 +55,8 @@ def _restraint(model, kappa: float, shift: float) -> str:
 
 @pytest.mark.parametrize("coupling", ["plugin", "python"])
 def test_nve_with_a_static_bias_conserves_energy(tmp_path, smooth_model, coupling) -> None:
-    from nanochart.md import lammps_plugin_path, run_md
+    from nanochart.md import run_md
+    from nanochart.plumed import lammps_plugin_path
 
     if coupling == "plugin" and lammps_plugin_path() is None:
         pytest.skip(

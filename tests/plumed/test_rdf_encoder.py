@@ -256,8 +256,7 @@ def test_model_metadata_is_checked_like_in_python(tmp_path, trajectory, plumed_e
 
 def test_plugin_command_prints_the_plugin_path_and_its_plumed(capsys, monkeypatch, tmp_path) -> None:
     from nanochart.cli import main
-    from nanochart.md import lammps_plugin_path
-    from nanochart.plumed import plugin_build_info
+    from nanochart.plumed import lammps_plugin_path, plugin_build_info
 
     assert main(["plugin"]) == 0
     printed = capsys.readouterr()
