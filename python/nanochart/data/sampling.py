@@ -211,10 +211,6 @@ def sample_run(settings: GenerateSettings, run: Run, potential: str | None = Non
                     frames.append(
                         _labelled(frame, energy, run, (k + 1) * interval * settings.timestep_ps, thermal)
                     )
-                    if len(thermal) > 1:  # the run's own thermostat back
-                        lmp.command(
-                            f"fix thermostat all langevin {temperature} {temperature} 0.1 {run.seed} zero yes"
-                        )
                 else:
                     evaporated += 1
                 _scatter(lmp, "x", x)  # the run goes on from its thermal snapshot
@@ -237,8 +233,8 @@ def _rethermalised(
 ) -> list[tuple[np.ndarray, float]]:
     """The extra thermal snapshots of one quench, (positions, temperature in K): MD from the quench
     at the next temperatures of the ladder in turn (so that a structure is seen hot and cold), new
-    velocities each time, kept when their own quench is the same minimum. Leaves positions,
-    velocities and the thermostat to the caller to restore."""
+    velocities each time, kept when their own quench is the same minimum. Puts the run's own
+    thermostat back; leaves positions and velocities to the caller to restore."""
     kept = []
     steps = max(1, round(settings.rethermalise_ps / settings.timestep_ps))
     ladder = list(settings.temperatures)
@@ -253,6 +249,9 @@ def _rethermalised(
         thermal = _gather(lmp, "x")
         if abs(_quench(lmp)[1] - energy) < SAME_MINIMUM_EV:
             kept.append((thermal, temperature))
+    if settings.thermal_snapshots > 1:  # whether or not any was kept, the thermostat was changed
+        t = run.temperature
+        lmp.command(f"fix thermostat all langevin {t} {t} 0.1 {run.seed} zero yes")
     return kept
 
 
