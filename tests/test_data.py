@@ -269,8 +269,7 @@ def test_generate_refuses_to_mix_settings_or_clobber(reference: Path, tmp_path: 
 def test_generate_keeps_thermal_snapshots_that_quench_to_each_structure(
     reference: Path, tmp_path: Path
 ) -> None:
-    from nanochart.data.sampling import _quench
-    from nanochart.md import start_lammps
+    from nanochart.lammps_session import quench, start_lammps
 
     path = tmp_path / "thermal.extxyz"
     generate(path, GenerateSettings(structures=8, thermal_snapshots=3, **SMALL), workers=2, progress=False)
@@ -296,7 +295,7 @@ def test_generate_keeps_thermal_snapshots_that_quench_to_each_structure(
         for k in range(1, atoms.info["thermal_snapshots"] + 1):
             hot = Atoms(atoms.symbols, positions=atoms.arrays[f"thermal_{k}"])
             _, lmp = start_lammps(hot, tmp_path)
-            energy = _quench(lmp)[1]
+            energy = quench(lmp)[1]
             lmp.close()
             assert abs(energy - atoms.get_potential_energy()) < 1e-3
     # A data set started before these settings existed still resumes: its progress file lacks them.

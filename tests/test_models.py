@@ -21,7 +21,7 @@ from nanochart.featurize import encode_frames
 MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "au147"
 MODEL = MODEL_DIR / "au147.pt"
 #: Thermal 5-NN accuracy the shipped model must keep on ~75 fresh snapshots per temperature: about
-#: three binomial spreads under the card's figures (83% at 300 K, 79% at 450 K, on 2206 structures),
+#: three binomial spreads under the card's figures (84% at 300 K, 77% at 450 K, on 2206 structures),
 #: and far above a chart trained on quenches alone (55% and 46% on the same structures).
 THERMAL_BAR = {300.0: 0.65, 450.0: 0.65}
 
@@ -103,4 +103,5 @@ def test_shipped_chart_places_fresh_thermal_snapshots_with_their_quench(tmp_path
     assert min(thermal.n_thermal.values()) > 50
     for t in (300.0, 450.0):
         assert thermal.thermal_accuracy[t] >= THERMAL_BAR[t], thermal.as_dict()
-    assert thermal.shift_ratio <= 0.35, thermal.as_dict()
+    # The card: 0.18 on 2206 structures; the MD-ready bar is 0.25 (0.29 without the consistency term).
+    assert thermal.shift_ratio <= 0.25, thermal.as_dict()

@@ -346,6 +346,61 @@ def test_denoising_puts_thermal_structures_where_their_quench_is() -> None:
     assert ratios["denoising"] < 0.5 * ratios["plain"]
 
 
+def _shift_and_spacing(model, q, labels, tq, tt) -> tuple[float, float]:
+    chart_cvs = model.transform(q)
+    centroids = np.array([chart_cvs[labels == name].mean(axis=0) for name in MOTIFS])
+    spacing = float(
+        np.median([np.linalg.norm(a - b) for i, a in enumerate(centroids) for b in centroids[i + 1 :]])
+    )
+    return float(np.median(np.linalg.norm(model.transform(tt) - model.transform(tq), axis=1))), spacing
+
+
+def test_consistency_pulls_thermal_codes_onto_their_quench_without_shrinking_the_chart() -> None:
+    quenched, thermal = quench_and_thermal(40, seed=7)
+    test_quenched, test_thermal = quench_and_thermal(10, seed=8)
+    settings = choose_settings(quenched + thermal)
+    q, t = featurize(quenched, settings, progress=False), featurize(thermal, settings, progress=False)
+    tq = featurize(test_quenched, settings, progress=False)
+    tt = featurize(test_thermal, settings, progress=False)
+    n = len(quenched)
+    inputs, targets = np.concatenate([q, t]), np.concatenate([q, q])
+    groups = np.concatenate([np.arange(n), np.arange(n)])
+    labels = np.array([atoms.info["label"] for atoms in quenched])
+    options = {"epochs": 30, "patience": 30, "progress": False}
+    held_out, pulled, spacings = {}, {}, {}
+    for weight in (0.0, 1.0):
+        for seed in (0, 1):
+            model = ChartAutoencoder(consistency=weight, seed=seed, **options)
+            model.fit(inputs, targets, groups=groups, anchors=groups)
+            shift, spacing = _shift_and_spacing(model, q, labels, tq, tt)
+            held_out[weight, seed], spacings[weight, seed] = shift / spacing, spacing
+            # The term itself on the training pairs: snapshot-to-quench distance over code spread.
+            mine = model.train_indices_[model.train_indices_ < n]
+            zq, zt = model.transform(q[mine]), model.transform(t[mine])
+            pulled[weight, seed] = ((zt - zq) ** 2).sum(axis=1).mean() / zq.var(axis=0).sum()
+    print(f"held-out shift ratio {held_out}\npull term on training pairs {pulled}\nspacing {spacings}")
+    for seed in (0, 1):
+        assert pulled[1.0, seed] < 0.8 * pulled[0.0, seed], "the term lowers what it measures"
+        assert spacings[1.0, seed] > 0.5 * spacings[0.0, seed], "the chart keeps its scale"
+    mean_ratio = {w: np.mean([held_out[w, seed] for seed in (0, 1)]) for w in (0.0, 1.0)}
+    assert mean_ratio[1.0] < 0.9 * mean_ratio[0.0], "held-out snapshots land closer to their quench"
+    options["seed"] = 0
+    # With the term off, anchors change nothing; without anchors, the default weight changes nothing.
+    plain = ChartAutoencoder(consistency=0.0, **options).fit(inputs, targets, groups=groups)
+    off = ChartAutoencoder(consistency=0.0, **options).fit(inputs, targets, groups=groups, anchors=groups)
+    unanchored = ChartAutoencoder(**options).fit(inputs, targets, groups=groups)
+    np.testing.assert_allclose(plain.transform(tq), off.transform(tq))
+    np.testing.assert_allclose(plain.transform(tq), unanchored.transform(tq))
+    with pytest.raises(ValueError, match="same group"):
+        ChartAutoencoder(consistency=1.0, **options).fit(
+            inputs, targets, groups=groups, anchors=groups[::-1].copy()
+        )
+    with pytest.raises(ValueError, match="one row index per sample"):
+        ChartAutoencoder(consistency=1.0, **options).fit(inputs, targets, groups=groups, anchors=groups[:5])
+    with pytest.raises(ValueError, match="consistency must be"):
+        ChartAutoencoder(consistency=-1.0, **options).fit(inputs, targets, groups=groups)
+
+
 def test_training_data_pairs_thermal_snapshots_with_their_quench(tmp_path) -> None:
     from nanochart.featurize import thermal_frames, training_data
 
@@ -363,6 +418,7 @@ def test_training_data_pairs_thermal_snapshots_with_their_quench(tmp_path) -> No
     np.testing.assert_array_equal(data.targets[9:], data.inputs[owners])  # each snapshot -> its quench
     np.testing.assert_array_equal(data.targets[:9], data.inputs[:9])
     assert data.groups.tolist() == [*range(9), *owners.tolist()]
+    np.testing.assert_array_equal(data.inputs[data.anchors], data.targets)  # anchors are the quenches
     np.testing.assert_allclose(data.inputs[9], featurize(snapshots[:1], data.settings, progress=False)[0])
     np.testing.assert_allclose(snapshots[0].positions, thermal[0].positions, atol=1e-7)
     plain = training_data(path, target="input", cache_dir=tmp_path / "cache")

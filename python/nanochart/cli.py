@@ -37,7 +37,10 @@ def _train(args: argparse.Namespace) -> None:
     print(f"data       {args.data}: {len(frames)} structures of {len(frames[0])} atoms{denoising}")
     grid = f"r = {settings.r_min}..{settings.r_max} angstrom, {settings.n_bins} bins"
     print(f"RDF        {grid}, sigma {settings.sigma} angstrom")
+    # Options left unset take the estimator's defaults, so they are defined once.
+    defaults = {"consistency": args.consistency} if args.consistency is not None else {}
     model = ChartAutoencoder(
+        **defaults,
         n_cvs=args.n_cvs,
         channels=args.channels,
         kernel_size=args.kernel_size,
@@ -59,7 +62,7 @@ def _train(args: argparse.Namespace) -> None:
             "thermal_snapshots": data.n_thermal,
         },
     )
-    model.fit(data.inputs, data.targets, groups=data.groups, resume=args.resume)
+    model.fit(data.inputs, data.targets, groups=data.groups, anchors=data.anchors, resume=args.resume)
     summary = model.summary()
     (out / "training.json").write_text(json.dumps(summary, indent=1))
     plots.loss_curve(model.history_, model.best_epoch_, out / "loss.png")
@@ -355,6 +358,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--epochs", type=int, default=300, help="at most this many epochs (default 300)")
     train.add_argument(
         "--patience", type=int, default=30, help="early stopping patience in epochs (default 30)"
+    )
+    train.add_argument(
+        "--consistency",
+        type=float,
+        help="weight of the term that pulls each thermal snapshot's CVs onto its quench's, relative "
+        "to the spread of the chart (default: ChartAutoencoder's; 0 turns it off)",
     )
     train.add_argument("--batch-size", type=int, default=64)
     train.add_argument("--learning-rate", type=float, default=1e-3)

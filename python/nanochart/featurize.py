@@ -212,6 +212,13 @@ class TrainingData:
     frames: list[Atoms]
     n_thermal: int
 
+    @property
+    def anchors(self) -> np.ndarray:
+        """For each row, the row of its quench (itself for a quench): the code each row is pulled
+        onto by the autoencoder's consistency term. Quenches come first, row i being structure i,
+        so a row's group is its quench's row."""
+        return self.groups
+
 
 #: Training targets: "input" rebuilds each RDF from itself (the paper); "quench" rebuilds the RDF of
 #: the quench from it and from each of its thermal snapshots (MD-ready CVs); "auto" is "quench" when

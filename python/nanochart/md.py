@@ -12,24 +12,21 @@ through its Python wrapper. Either loads the user's PLUMED kernel (PLUMED_KERNEL
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import math
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from ase import Atoms
 
+from .lammps_session import start_lammps
 from .plumed import LAMMPS_PLUGIN_NAME, find_plumed, lammps_plugin_path, read_colvar
 
 #: kJ/mol per eV (e N_A / 1000, exact SI constants, computed as the LAMMPS plugin does), nm per
 #: angstrom: LAMMPS metal units as PLUMED sees them.
 EV_IN_KJ_PER_MOL = 1.602176634e-19 * (6.02214076e23 / 1000.0)
 ANGSTROM_IN_NM = 0.1
-#: EAM potentials shipped with the LAMMPS wheel (Foiles, Baskes and Daw 1986).
-POTENTIALS = {"Au": "Au_u3.eam", "Ag": "Ag_u3.eam", "Cu": "Cu_u3.eam"}
 COUPLINGS = ("plugin", "python")
 
 
@@ -48,21 +45,6 @@ class MdResult:
     def total(self) -> np.ndarray:
         """Kinetic + EAM potential + bias energy (eV): conserved in NVE."""
         return self.kinetic + self.potential + self.bias
-
-
-def _load_lammps():
-    """Import the LAMMPS wheel, first loading the MPI library of the `mpich` wheel it links to,
-    which sits in <env>/lib where the loader does not look."""
-    for directory in (Path(sys.prefix) / "lib", Path(sys.base_prefix) / "lib"):
-        library = directory / "libmpi.so.12"
-        if library.is_file():
-            ctypes.CDLL(str(library), mode=ctypes.RTLD_GLOBAL)
-            break
-    try:
-        import lammps
-    except ImportError as error:
-        raise ImportError("LAMMPS is not installed: pip install 'lammps[mpi]'") from error
-    return lammps
 
 
 def _plumed_environment() -> None:
@@ -84,54 +66,6 @@ def _load_plumed():
     except ImportError as error:
         raise ImportError("the PLUMED Python wrapper is not installed: pip install plumed") from error
     return plumed
-
-
-def potential_file(element: str) -> Path:
-    lammps = _load_lammps()
-    if element not in POTENTIALS:
-        raise ValueError(f"no EAM potential for {element!r}: nanochart's MD supports {', '.join(POTENTIALS)}")
-    path = Path(lammps.__file__).parent / "share" / "lammps" / "potentials" / POTENTIALS[element]
-    if not path.is_file():
-        raise FileNotFoundError(f"the LAMMPS wheel lacks {path.name} (looked in {path.parent})")
-    return path
-
-
-def start_lammps(
-    atoms: Atoms, work_dir: Path, log: Path | None = None, potential: str | os.PathLike[str] | None = None
-):
-    """A LAMMPS instance (metal units) holding the cluster in vacuum, with an EAM potential (``eam``
-    funcfl file; by default the one the wheel ships for the element); returns ``(cluster, lmp)``,
-    the cluster centred in the box LAMMPS starts from."""
-    from ase.io import write
-
-    symbols = sorted(set(atoms.get_chemical_symbols()))
-    if len(symbols) != 1:
-        raise ValueError(f"nanochart's MD handles one element, the structure has {symbols}")
-    if potential is None:
-        potential = potential_file(symbols[0])
-    elif not Path(potential).is_file():
-        raise FileNotFoundError(f"no EAM potential file at {potential}")
-    lammps = _load_lammps()
-    # A cluster in vacuum: non-periodic, shrink-wrapped box around it.
-    cluster = atoms.copy()
-    cluster.positions -= cluster.positions.mean(axis=0)
-    cluster.set_cell(np.eye(3) * (np.ptp(cluster.positions, axis=0).max() + 20.0))
-    cluster.center()
-    cluster.pbc = False
-    data = work_dir / "start.data"
-    write(data, cluster, format="lammps-data", atom_style="atomic", masses=True)
-    lmp = lammps.lammps(cmdargs=["-nocite", "-log", str(log) if log else "none", "-screen", "none"])
-    for line in [
-        "units metal",
-        "atom_style atomic",
-        "boundary s s s",
-        "atom_modify map array",
-        f"read_data {data}",
-        "pair_style eam",
-        f"pair_coeff 1 1 {potential}",
-    ]:
-        lmp.command(line)
-    return cluster, lmp
 
 
 def _raise_first(errors: list[BaseException], lmp) -> None:

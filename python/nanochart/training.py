@@ -37,6 +37,16 @@ class ChartAutoencoder(TransformerMixin, BaseEstimator):
     and batches of 64; training stops when the validation loss has not improved for ``patience``
     epochs, and the best epoch's weights are kept.
 
+    ``consistency`` weighs a term that pulls the code of each sample onto the code of its anchor
+    (``fit``'s ``anchors``: a thermal snapshot's quench): the mean of |z - z_anchor|^2 over the
+    batch divided by the total variance of the batch's anchor codes. Gradients flow through all
+    three, so the term is blind to the chart's scale: it can only be lowered by bringing snapshots
+    and quenches together relative to the spread of the chart, not by shrinking or growing it (with
+    the spread held fixed in the gradient, the term kept pushing the codes smaller and the decoder
+    kept undoing it, and snapshot-to-quench distances ended larger than without the term). The
+    loss that ``history_`` records and early stopping watches is the reconstruction error alone,
+    so runs with and without the term compare.
+
     Parameters are stored as given (scikit-learn convention); fitted state ends in ``_``:
     ``autoencoder_``, ``history_`` (train/validation loss per epoch), ``best_epoch_``,
     ``n_bins_``, ``train_indices_``, ``validation_indices_``. ``metadata`` is stored in checkpoints
@@ -55,6 +65,7 @@ class ChartAutoencoder(TransformerMixin, BaseEstimator):
         batch_size: int = 64,
         learning_rate: float = 1e-3,
         patience: int = 30,
+        consistency: float = 1.0,
         validation_fraction: float = 0.2,
         seed: int = 0,
         device: str = "cpu",
@@ -71,6 +82,7 @@ class ChartAutoencoder(TransformerMixin, BaseEstimator):
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.patience = patience
+        self.consistency = consistency
         self.validation_fraction = validation_fraction
         self.seed = seed
         self.device = device
@@ -86,12 +98,15 @@ class ChartAutoencoder(TransformerMixin, BaseEstimator):
         y: np.ndarray | None = None,
         *,
         groups: np.ndarray | None = None,
+        anchors: np.ndarray | None = None,
         resume: bool = False,
     ) -> ChartAutoencoder:
         """Train on RDFs ``X`` of shape (n_samples, n_bins) to rebuild ``y`` (same shape; default
         ``X``, a plain autoencoder). ``groups`` (n_samples,): samples of one group (a quench and its
-        thermal snapshots) go to the same side of the train/validation split. With ``resume`` and an
-        existing ``checkpoint`` file, training continues where that checkpoint stopped."""
+        thermal snapshots) go to the same side of the train/validation split. ``anchors``
+        (n_samples,): the row of ``X`` whose code each sample's code is pulled onto when
+        ``consistency`` > 0 (default: itself); it must lie in the sample's group. With ``resume`` and
+        an existing ``checkpoint`` file, training continues where that checkpoint stopped."""
         from tqdm.auto import tqdm
 
         X = self._check_rdfs(X, fitting=True)
@@ -101,6 +116,15 @@ class ChartAutoencoder(TransformerMixin, BaseEstimator):
         groups = np.arange(len(X)) if groups is None else np.asarray(groups)
         if groups.shape != (len(X),):
             raise ValueError(f"groups must have one entry per sample ({len(X)}), got shape {groups.shape}")
+        anchors = np.arange(len(X)) if anchors is None else np.asarray(anchors)
+        if anchors.shape != (len(X),) or not np.issubdtype(anchors.dtype, np.integer):
+            raise ValueError(
+                f"anchors must be one row index per sample ({len(X)}), got {anchors.dtype} {anchors.shape}"
+            )
+        if anchors.min() < 0 or anchors.max() >= len(X) or np.any(groups[anchors] != groups):
+            raise ValueError("every anchor must be a row of X in the same group as its sample")
+        if float(self.consistency) < 0:
+            raise ValueError(f"consistency must be >= 0, got {self.consistency}")
         if int(self.n_cvs) < 1:
             raise ValueError(f"n_cvs (the latent size) must be at least 1, got {self.n_cvs}")
         device = torch.device(self.device)
@@ -118,6 +142,10 @@ class ChartAutoencoder(TransformerMixin, BaseEstimator):
         }
         train = (inputs[split["train"]], targets[split["train"]])
         validation = (inputs[split["validation"]], targets[split["validation"]])
+        # Anchors of training samples are training samples too (same group, same side of the split).
+        anchor_inputs = inputs[torch.as_tensor(anchors, device=device)[split["train"]]]
+        # Without anchors elsewhere than on the samples themselves there is nothing to pull.
+        pull = float(self.consistency) if np.any(anchors != np.arange(len(X))) else 0.0
         model = self.autoencoder_.to(device)
         optimizer = torch.optim.Adam(model.parameters(), lr=self.learning_rate)
         if state is not None:
@@ -134,7 +162,7 @@ class ChartAutoencoder(TransformerMixin, BaseEstimator):
         for epoch in bar:
             # The shuffle depends on (seed, epoch) only, so a resumed run repeats an uninterrupted one.
             generator = torch.Generator().manual_seed(int(self.seed) * 1_000_003 + epoch)
-            train_loss = self._epoch(model, optimizer, train, generator, device)
+            train_loss = self._epoch(model, optimizer, train, (anchor_inputs, pull), generator, device)
             validation_loss = self._loss(model, validation)
             self.history_["train"].append(train_loss)
             self.history_["validation"].append(validation_loss)
@@ -182,19 +210,42 @@ class ChartAutoencoder(TransformerMixin, BaseEstimator):
             self.activation,
         )
 
-    def _epoch(self, model, optimizer, train: tuple[torch.Tensor, torch.Tensor], generator, device) -> float:
+    def _epoch(
+        self,
+        model,
+        optimizer,
+        train: tuple[torch.Tensor, torch.Tensor],
+        anchoring: tuple[torch.Tensor, float],
+        generator,
+        device,
+    ) -> float:
+        """One pass over the training samples; ``anchoring`` is (each sample's anchor input, weight
+        of the consistency term)."""
         model.train()
         inputs, targets = train
+        anchor_inputs, weight = anchoring
         order = torch.randperm(len(inputs), generator=generator).to(device)
         total = 0.0
         # Drop a last batch of one: batch norm cannot train on a single sample.
         batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
         batches = [b for b in batches if len(b) > 1] or batches
         for batch in batches:
-            _, rebuilt = model(inputs[batch])
+            if weight:
+                # Samples and anchors in one pass, so batch norm treats both alike.
+                both = torch.cat([inputs[batch], anchor_inputs[batch]])
+                z, z_anchor = model.encoder(both).split(len(batch))
+                rebuilt = model.decoder(z)
+            else:
+                _, rebuilt = model(inputs[batch])
             loss = torch.nn.functional.mse_loss(rebuilt, model.encoder.standardize(targets[batch]))
+            if weight:
+                spread = z_anchor.var(dim=0).sum().clamp_min(1e-12)
+                pull = ((z - z_anchor) ** 2).sum(dim=1).mean() / spread
+                total_loss = loss + weight * pull
+            else:
+                total_loss = loss
             optimizer.zero_grad()
-            loss.backward()
+            total_loss.backward()
             optimizer.step()
             total += loss.item() * len(batch)
         return total / sum(len(b) for b in batches)

