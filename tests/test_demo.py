@@ -14,7 +14,7 @@ from ase.io import read
 import nanochart
 from nanochart.chart import knn_separation
 from nanochart.cli import main
-from nanochart.plumed import MetadSettings, find_plumed, plugin_path, plumed_input, read_colvar
+from nanochart.plumed import MetadSettings, OpesSettings, find_plumed, plugin_path, plumed_input, read_colvar
 
 
 def test_knn_separation_scores_held_out_labels(rng: np.random.Generator) -> None:
@@ -45,7 +45,7 @@ def test_plumed_input_for_a_model(model_path: Path, rng: np.random.Generator) ->
     assert "PRINT ARG=cv.cv1,cv.cv2,cv.cv3 STRIDE=10 FILE=COLVAR FMT=%.10f" in lines
     assert any(line.startswith("# LOAD FILE=") for line in lines), "no plugin: LOAD left for the user"
     metad = next(line for line in lines if "METAD" in line and "ARG=" in line)
-    assert metad.startswith("# METAD"), "commented out unless asked for"
+    assert metad.startswith("# metad: METAD"), "commented out unless asked for"
     fields = dict(item.split("=", 1) for item in metad.split() if "=" in item)
     widths = [float(v) for v in fields["SIGMA"].split(",")]
     assert np.allclose(widths, 0.1 * chart_cvs[:, :2].std(axis=0), rtol=1e-2)
@@ -60,10 +60,43 @@ def test_plumed_input_for_a_model(model_path: Path, rng: np.random.Generator) ->
     )
     lines = active.splitlines()
     assert "LOAD FILE=/opt/lib/libnanochart_plumed.so" in lines
-    assert any(line.startswith("METAD ARG=cv.cv1,cv.cv2 SIGMA=0.05,0.05 HEIGHT=1 PACE=50") for line in lines)
+    assert any(
+        line.startswith("metad: METAD ARG=cv.cv1,cv.cv2 SIGMA=0.05,0.05 HEIGHT=1 PACE=50") for line in lines
+    )
     assert "PRINT ARG=cv.cv1,cv.cv2,metad.bias STRIDE=1 FILE=COLVAR_METAD FMT=%.10f" in lines
     with pytest.raises(ValueError, match="BIASFACTOR"):
         MetadSettings(biasfactor=1.0)
+    # With a chart, METAD keeps c(t) for reweighting; OPES_METAD takes the same widths.
+    on_chart = plumed_input(model_path, chart_cvs=chart_cvs, metad=MetadSettings(width=0.25), active=True)
+    metad = next(line for line in on_chart.splitlines() if line.startswith("metad: METAD"))
+    assert metad.endswith("CALC_RCT") and "PRINT ARG=cv.cv1,cv.cv2,metad.bias,metad.rbias" in on_chart
+    wide = [float(v) for v in dict(i.split("=", 1) for i in metad.split() if "=" in i)["SIGMA"].split(",")]
+    assert np.allclose(wide, 0.25 * chart_cvs[:, :2].std(axis=0), rtol=1e-2)
+    opes = plumed_input(
+        model_path, chart_cvs=chart_cvs, metad=OpesSettings(barrier=40, pace=100), active=True
+    )
+    line = next(line for line in opes.splitlines() if line.startswith("opes:"))
+    fields = dict(item.split("=", 1) for item in line.split() if "=" in item)
+    assert line.startswith("opes: OPES_METAD ARG=cv.cv1,cv.cv2 SIGMA=")
+    assert (fields["BARRIER"], fields["PACE"], fields["TEMP"]) == ("40", "100", "300")
+    assert np.allclose(
+        [float(v) for v in fields["SIGMA"].split(",")], 0.1 * chart_cvs[:, :2].std(axis=0), rtol=1e-2
+    )
+    assert "PRINT ARG=cv.cv1,cv.cv2,opes.bias STRIDE=1 FILE=COLVAR_METAD FMT=%.10f" in opes
+    with pytest.raises(ValueError, match="BARRIER"):
+        OpesSettings(barrier=0.0)
+    # Walls at the chart's edges (1st and 99th percentiles), active with the bias.
+    walled = plumed_input(model_path, chart_cvs=chart_cvs, active=True, walls=True).splitlines()
+    upper = next(line for line in walled if line.startswith("upper: UPPER_WALLS ARG=cv.cv1,cv.cv2"))
+    at = [float(v) for v in dict(i.split("=", 1) for i in upper.split() if "=" in i)["AT"].split(",")]
+    assert np.allclose(at, np.percentile(chart_cvs[:, :2], 99, axis=0), rtol=1e-2)
+    assert any(line.startswith("lower: LOWER_WALLS") for line in walled)
+    assert any(
+        line.startswith("# upper: UPPER_WALLS")
+        for line in plumed_input(model_path, chart_cvs=chart_cvs, walls=True).splitlines()
+    )
+    with pytest.raises(ValueError, match="chart's edges"):
+        plumed_input(model_path, walls=True)
 
 
 def test_plumed_input_cli_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

@@ -274,7 +274,7 @@ def _temperatures(text: str) -> tuple[float, ...]:
 
 def _md(args: argparse.Namespace) -> None:
     from .featurize import read_structures
-    from .md import plot_run, run_md
+    from .md import run_md
     from .plumed import plugin_path
 
     atoms = read_structures(args.structure)[args.frame]
@@ -288,18 +288,37 @@ def _md(args: argparse.Namespace) -> None:
                     "the input uses RDF_ENCODER but the plugin is not built: nanochart plugin --build"
                 )
             text = f"LOAD FILE={plugin}\n{text}"
-    result = run_md(
-        atoms,
-        text,
-        args.out,
-        steps=args.steps,
-        temperature=args.temperature,
-        timestep=args.timestep / 1000.0,
-        thermostat=args.thermostat,
-        seed=args.seed,
-        dump_every=args.dump_every,
-        coupling=args.coupling,
+    options = {
+        "steps": args.steps,
+        "temperature": args.temperature,
+        "timestep": args.timestep / 1000.0,
+        "thermostat": args.thermostat,
+        "dump_every": args.dump_every,
+        "coupling": args.coupling,
+    }
+    if args.walkers > 1 or args.walker is not None:
+        _md_walkers(args, atoms, text, options)
+        return
+    result = run_md(atoms, text, args.out, seed=args.seed, **options)
+    _report_md(args, result)
+
+
+def _md_walkers(args: argparse.Namespace, atoms, text: str | None, options: dict) -> None:
+    from .md import run_walkers
+
+    if text is None:
+        raise ValueError("--walkers share a METAD bias: give the input with --plumed")
+    results = run_walkers(
+        atoms, text, args.out, walkers=args.walkers, seed=args.seed, only=args.walker, **options
     )
+    for result in results:
+        print(f"walker     {result.outputs['thermo'].parent}")
+        _report_md(args, result)
+
+
+def _report_md(args: argparse.Namespace, result) -> None:
+    from .md import plot_run
+
     # Energy conservation is the check for NVE; with a thermostat, the mean temperature is.
     if args.thermostat == "nve":
         check = f"|E_end - E_0| {abs(result.total[-1] - result.total[0]):.3g} eV"
@@ -507,6 +526,18 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["plugin", "python"],
         help="how LAMMPS reaches PLUMED: plugin (fix plumed/nanochart, no Python in the MD loop; the "
         "default when it is built) or python (a fix external callback)",
+    )
+    md.add_argument(
+        "--walkers",
+        type=int,
+        default=1,
+        help="N walkers sharing the input's METAD bias (PLUMED's multiple walkers, hills in OUT/hills), "
+        "each its own process in OUT/walker_ID with seed SEED+ID (default 1)",
+    )
+    md.add_argument(
+        "--walker",
+        type=int,
+        help="run only walker ID of --walkers N (to spread walkers over nodes that share OUT)",
     )
     md.set_defaults(run=_md)
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
+import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -97,3 +99,35 @@ def quench(lmp) -> tuple[np.ndarray, float]:
     another minimiser set): (positions in angstrom, potential energy in eV)."""
     lmp.command(QUENCH_COMMAND)
     return gather(lmp, "x"), float(lmp.get_thermo("pe"))
+
+
+def quench_frames(
+    frames: Sequence[Atoms], potential: str | os.PathLike[str] | None = None, *, progress: bool = True
+) -> list[Atoms]:
+    """The inherent structure of every frame (one-element clusters in vacuum, the same atoms in
+    each): conjugate-gradient quenches with the EAM potential in one LAMMPS session. Returns new
+    frames (positions in angstrom, ``info["energy"]`` in eV), in the input order."""
+    from tqdm.auto import tqdm
+
+    if not frames:
+        return []
+    if any(len(atoms) != len(frames[0]) for atoms in frames):
+        raise ValueError("quench_frames needs frames with the same number of atoms")
+    if not all(np.isfinite(atoms.positions).all() for atoms in frames):
+        raise ValueError("quench_frames: a frame has NaN or infinite coordinates")
+    quenched = []
+    with tempfile.TemporaryDirectory(prefix="nanochart-quench-") as work:
+        _, lmp = start_lammps(frames[0], Path(work), potential=potential)
+        try:
+            lmp.command("min_style cg")
+            centre = gather(lmp, "x").mean(axis=0)  # LAMMPS' box was built around this centre
+            for atoms in tqdm(frames, desc="quenching", unit="frame", disable=None if progress else True):
+                scatter(lmp, "x", atoms.positions - atoms.positions.mean(axis=0) + centre)
+                positions, energy = quench(lmp)
+                minimum = Atoms(atoms.symbols, positions=positions)
+                minimum.info.update(atoms.info)
+                minimum.info["energy"] = energy
+                quenched.append(minimum)
+        finally:
+            lmp.close()
+    return quenched

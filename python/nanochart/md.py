@@ -181,10 +181,71 @@ def run_md(
     if frames:
         write(out / "trajectory.extxyz", frames, format="extxyz")
         result.outputs["trajectory"] = out / "trajectory.extxyz"
-    for name in ("COLVAR", "COLVAR_METAD", "HILLS", "plumed.log"):
+    for name in ("COLVAR", "COLVAR_METAD", "HILLS", "KERNELS", "STATE", "plumed.log"):
         if (out / name).is_file():
             result.outputs[name] = out / name
     return result
+
+
+def walker_input(plumed_input: str, walkers: int, walker: int, hills_dir: str | os.PathLike[str]) -> str:
+    """The plumed.dat of walker ``walker`` (0-based) of ``walkers`` sharing one metadynamics bias
+    through PLUMED's multiple-walker files: every METAD line gains WALKERS_N, WALKERS_ID, WALKERS_DIR
+    (each walker writes its hills there as HILLS.ID and reads the others' every PACE steps) and
+    WALKERS_RSTRIDE. Needs no MPI: walkers are separate processes that share a folder."""
+    if walkers < 1 or not 0 <= walker < walkers:
+        raise ValueError(f"walker must be in 0..{walkers - 1}, got {walker} of {walkers}")
+    lines, found = [], 0
+    for line in plumed_input.splitlines():
+        words = line.split("#", 1)[0].split()
+        is_metad = "METAD" in words and not any(w.startswith("WALKERS_") for w in words)
+        if "OPES_METAD" in words or "OPES_METAD_EXPLORE" in words:
+            raise ValueError("OPES_METAD shares its bias only over MPI (WALKERS_MPI): use METAD for walkers")
+        if is_metad:
+            pace = next((w.split("=", 1)[1] for w in words if w.startswith("PACE=")), "500")
+            line = (
+                f"{line.rstrip()} WALKERS_N={walkers} WALKERS_ID={walker}"
+                f" WALKERS_DIR={Path(hills_dir).resolve()} WALKERS_RSTRIDE={pace}"
+            )
+            found += 1
+        lines.append(line)
+    if not found:
+        raise ValueError("multiple walkers share a METAD bias, and the PLUMED input has no active METAD line")
+    return "\n".join(lines) + "\n"
+
+
+def run_walkers(
+    atoms: Atoms,
+    plumed_input: str,
+    out_dir: str | os.PathLike[str],
+    *,
+    walkers: int,
+    seed: int = 12345,
+    only: int | None = None,
+    **options,
+) -> list[MdResult]:
+    """``walkers`` runs of :func:`run_md` from ``atoms`` (seeds ``seed``, ``seed`` + 1, ...), each in
+    its own process and folder ``out_dir/walker_ID``, sharing one METAD bias through the hills
+    files in ``out_dir/hills`` (:func:`walker_input`). With ``only``, just walker ``only``, in this
+    process: to spread walkers over nodes that share ``out_dir`` (``nanochart md --walker ID``)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    out = Path(out_dir).resolve()
+    hills = out / "hills"
+    hills.mkdir(parents=True, exist_ok=True)
+    texts = [walker_input(plumed_input, walkers, k, hills) for k in range(walkers)]
+    if only is not None:
+        if not 0 <= only < walkers:
+            raise ValueError(f"walker must be in 0..{walkers - 1}, got {only} of {walkers}")
+        return [run_md(atoms, texts[only], out / f"walker_{only}", seed=seed + only, **options)]
+    options = {**options, "progress": False}
+    # Fresh interpreters: each walker loads its own LAMMPS and PLUMED.
+    with ProcessPoolExecutor(max_workers=walkers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        jobs = [
+            pool.submit(run_md, atoms, texts[k], out / f"walker_{k}", seed=seed + k, **options)
+            for k in range(walkers)
+        ]
+        return [job.result() for job in jobs]
 
 
 def plot_run(result: MdResult) -> Path | None:

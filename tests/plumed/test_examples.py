@@ -44,3 +44,22 @@ def test_umbrella_example(tmp_path, model_path) -> None:
     assert (tmp_path / "umbrella_fes.png").read_bytes()[:4] == b"\x89PNG"
     profile = np.loadtxt(tmp_path / "fes_cv1.dat")
     assert np.isfinite(profile[:, 1]).any() and np.nanmin(profile[:, 1]) == 0.0
+
+
+@pytest.mark.parametrize("method", ["metad", "opes", "unbiased"])
+def test_transitions_example(tmp_path, method) -> None:
+    """A few ps of the transitions example with the shipped model: every ps quenched and labelled,
+    the motif path and (biased) the reweighted free energy written."""
+    import json
+
+    out = _run("transitions_au147.py", "--method", method, "--ns", "0.006", "--out", str(tmp_path))
+    assert "first change of motif" in out
+    report = json.loads((tmp_path / method / "motifs.json").read_text())
+    assert report["frames"] == 7 and report["start"] == "Ih", "7 quenches, one per ps from 0 to 6 ps"
+    assert report["time_ps"] == pytest.approx([0.0, 6.0], abs=1e-6)
+    assert sum(report["occupancy"].values()) == pytest.approx(1.0)
+    assert (tmp_path / method / "motifs_vs_time.png").read_bytes()[:4] == b"\x89PNG"
+    if method != "unbiased":
+        fe = report["free_energy"]
+        assert fe["weights"] == ("metad.rbias" if method == "metad" else "opes.bias")
+        assert sum(fe["reweighted_population"].values()) == pytest.approx(1.0)

@@ -187,3 +187,81 @@ def test_md_command_line(tmp_path, smooth_model, capsys) -> None:
         == 2
     )
     assert "no data set file" in capsys.readouterr().err
+    # One walker of two, as on one node of several: its own folder, its hills in the shared one.
+    (tmp_path / "walk.dat").write_text(
+        f"UNITS LENGTH=A\ncv: RDF_ENCODER MODEL={smooth_model} GROUP=1-147 NOPBC\n"
+        "metad: METAD ARG=cv.cv1 SIGMA=0.05 HEIGHT=1 PACE=10 FILE=HILLS\n"
+    )
+    walker = [*arguments[:3], str(tmp_path / "walk.dat"), "--out", str(tmp_path / "walk"), *arguments[6:]]
+    assert main([*walker, "--walkers", "2", "--walker", "1"]) == 0
+    assert "walker_1" in capsys.readouterr().out
+    assert (tmp_path / "walk" / "walker_1" / "thermo.dat").is_file()
+    assert (tmp_path / "walk" / "hills" / "HILLS.1").is_file()
+    assert main([*arguments[:2], *arguments[4:], "--walkers", "2"]) == 2
+    assert "give the input with --plumed" in capsys.readouterr().err
+
+
+def _shipped_model_input(bias, walls: bool = False) -> str:
+    """plumed_input for the shipped Au147 model and its chart at 450 K, the bias active."""
+    from pathlib import Path
+
+    from nanochart.chart import read_chart_cvs
+    from nanochart.plumed import plumed_input
+
+    model = Path(__file__).resolve().parents[2] / "models" / "au147" / "au147.pt"
+    chart = read_chart_cvs(model.parent / "chart")
+    return plumed_input(
+        model,
+        plugin=plugin_path(),
+        stride=10,
+        chart_cvs=chart,
+        temperature=450.0,
+        metad=bias,
+        active=True,
+        walls=walls,
+    )
+
+
+@pytest.mark.parametrize("method", ["metad", "opes"])
+def test_bias_inputs_run_and_write_reweighting_columns(tmp_path, method) -> None:
+    """The METAD (with c(t)) and OPES_METAD inputs of plumed_input run in PLUMED on the shipped
+    model through the LAMMPS plugin, and COLVAR_METAD holds the column that reweighting reads."""
+    from nanochart.md import run_md
+    from nanochart.plumed import MetadSettings, OpesSettings, read_colvar
+
+    bias = (
+        MetadSettings(height=5.0, pace=20, width=0.25) if method == "metad" else OpesSettings(50.0, 20, 0.25)
+    )
+    text = _shipped_model_input(bias, walls=True)
+    run = run_md(Icosahedron("Au", 4), text, tmp_path, steps=200, temperature=450.0, seed=3, progress=False)
+    colvar = read_colvar(run.outputs["COLVAR_METAD"])
+    weights = colvar["metad.rbias" if method == "metad" else "opes.bias"]
+    assert len(weights) == 21 and np.isfinite(weights).all()
+    assert np.ptp(weights) > 0, "the bias grew along the run"
+    assert ("HILLS" if method == "metad" else "KERNELS") in run.outputs
+    assert "UPPER_WALLS" in (tmp_path / "plumed.log").read_text(), "PLUMED took the walls"
+
+
+def test_walkers_share_one_bias(tmp_path) -> None:
+    """Two walkers, each its own process, write their hills to one folder and read each other's."""
+    import re
+
+    from nanochart.md import run_walkers
+    from nanochart.plumed import MetadSettings
+
+    text = _shipped_model_input(MetadSettings(height=5.0, pace=20, width=0.25))
+    results = run_walkers(
+        Icosahedron("Au", 4), text, tmp_path, walkers=2, steps=200, temperature=450.0, seed=3
+    )
+    assert len(results) == 2
+    for k in range(2):
+        hills = (tmp_path / "hills" / f"HILLS.{k}").read_text().splitlines()
+        assert sum(not line.startswith("#") for line in hills) >= 9, f"walker {k} deposits its hills"
+        log = (tmp_path / f"walker_{k}" / "plumed.log").read_text()
+        other = tmp_path / "hills" / f"HILLS.{1 - k}"
+        read = [
+            int(n) for n in re.findall(rf"Reading hills from {re.escape(str(other))}:\s+(\d+) Gaussians", log)
+        ]
+        assert sum(read) >= 5, f"walker {k} reads the other's hills"
+    # Different seeds: the walkers are not copies of each other.
+    assert not np.allclose(results[0].temperature, results[1].temperature)

