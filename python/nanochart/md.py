@@ -230,6 +230,8 @@ def run_walkers(
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
+    if walkers < 1:
+        raise ValueError(f"walkers must be at least 1, got {walkers}")
     out = Path(out_dir).resolve()
     hills = out / "hills"
     hills.mkdir(parents=True, exist_ok=True)

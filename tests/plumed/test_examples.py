@@ -63,3 +63,18 @@ def test_transitions_example(tmp_path, method) -> None:
         fe = report["free_energy"]
         assert fe["weights"] == ("metad.rbias" if method == "metad" else "opes.bias")
         assert sum(fe["reweighted_population"].values()) == pytest.approx(1.0)
+
+
+def test_transitions_example_with_walkers(tmp_path) -> None:
+    import json
+
+    out = _run(
+        "transitions_au147.py", "--method", "metad", "--walkers", "2", "--ns", "0.004", "--out", str(tmp_path)
+    )
+    assert "2 walker(s)" in out
+    folder = tmp_path / "metad_2_walkers"
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["walkers"] == 2 and summary["changes_per_wall_hour"] >= 0
+    for k in range(2):
+        assert json.loads((folder / f"walker_{k}" / "motifs.json").read_text())["frames"] == 5
+    assert (folder / "hills" / "HILLS.1").is_file()
