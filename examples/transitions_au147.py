@@ -27,7 +27,7 @@ from nanochart.chart import read_chart_cvs
 from nanochart.data.cna import CLUSTER_LABELS, analyse
 from nanochart.lammps_session import quench_frames
 from nanochart.md import run_md, run_walkers
-from nanochart.plots import pyplot
+from nanochart.plots import colvar_fields, pyplot
 from nanochart.plumed import MetadSettings, OpesSettings, plugin_path, plumed_input, read_colvar
 from nanochart.transitions import BOLTZMANN_KJ_PER_MOL_K, MotifPath, free_energy_difference
 
@@ -159,8 +159,7 @@ def free_energies(colvar_path: Path, times: np.ndarray, labels: list[str], tempe
 
 def plot(path: MotifPath, colvar: dict[str, np.ndarray], png: Path) -> Path:
     plt = pyplot()
-    biases = [name for name in colvar if name.rsplit(".", 1)[-1] in ("bias", "rbias")]
-    cvs = [name for name in colvar if name != "time" and name not in biases]
+    cvs, biases = colvar_fields(colvar)
     fig, axes = plt.subplots(2 + bool(biases), 1, figsize=(8, 6.5), sharex=True, layout="constrained")
     order = list(CLUSTER_LABELS)
     axes[0].plot(path.times, [order.index(label) for label in path.labels], ".", ms=2.5, color="C0")

@@ -235,18 +235,15 @@ def run_walkers(
     out = Path(out_dir).resolve()
     hills = out / "hills"
     hills.mkdir(parents=True, exist_ok=True)
-    texts = [walker_input(plumed_input, walkers, k, hills) for k in range(walkers)]
+    ids = range(walkers) if only is None else [only]
+    # walker_input checks each id against the number of walkers.
+    runs = [(atoms, walker_input(plumed_input, walkers, k, hills), out / f"walker_{k}") for k in ids]
     if only is not None:
-        if not 0 <= only < walkers:
-            raise ValueError(f"walker must be in 0..{walkers - 1}, got {only} of {walkers}")
-        return [run_md(atoms, texts[only], out / f"walker_{only}", seed=seed + only, **options)]
+        return [run_md(*runs[0], seed=seed + only, **options)]
     options = {**options, "progress": False}
     # Fresh interpreters: each walker loads its own LAMMPS and PLUMED.
     with ProcessPoolExecutor(max_workers=walkers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        jobs = [
-            pool.submit(run_md, atoms, texts[k], out / f"walker_{k}", seed=seed + k, **options)
-            for k in range(walkers)
-        ]
+        jobs = [pool.submit(run_md, *run, seed=seed + k, **options) for k, run in zip(ids, runs, strict=True)]
         return [job.result() for job in jobs]
 
 

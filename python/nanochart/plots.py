@@ -123,14 +123,20 @@ def time_series(
     return _save(fig, path)
 
 
+def colvar_fields(columns: dict[str, np.ndarray]) -> tuple[list[str], list[str]]:
+    """The names of a PLUMED COLVAR's CV columns and of its bias columns (``*.bias``, and
+    ``*.rbias``: metadynamics' bias minus c(t)), time left out."""
+    biases = [name for name in columns if name.rsplit(".", 1)[-1] in ("bias", "rbias")]
+    return [name for name in columns if name != "time" and name not in biases], biases
+
+
 def biased_run(columns: dict[str, np.ndarray], path: str | os.PathLike[str]) -> Path:
     """A biased run from its PLUMED COLVAR columns (``plumed.read_colvar``): the path in the plane of
     the first two CVs coloured by time, each CV against time, and the bias (kJ/mol) against time
     when a ``*.bias`` column is there (and ``*.rbias``, metadynamics' bias minus c(t))."""
     plt = pyplot()
     time = columns["time"]
-    biases = [name for name in columns if name.rsplit(".", 1)[-1] in ("bias", "rbias")]
-    cvs = [name for name in columns if name != "time" and name not in biases]
+    cvs, biases = colvar_fields(columns)
     rows = len(cvs) + len(biases)
     fig = plt.figure(figsize=(11, max(4.0, 1.8 * rows)), layout="constrained")
     grid = fig.add_gridspec(rows, 2)

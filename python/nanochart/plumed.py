@@ -287,10 +287,12 @@ def plumed_input(
     )
     biased = names[:2]
     arguments = ",".join(f"cv.{name}" for name in biased)
-    if chart_cvs is None:
+    if walls and chart_cvs is None:
+        raise ValueError("walls sit at the chart's edges: give chart_cvs")
+    cvs = None if chart_cvs is None else np.asarray(chart_cvs, dtype=np.float64)[:, : len(biased)]
+    if cvs is None:
         sigma, grid = ",".join(["0.05"] * len(biased)), ""
     else:
-        cvs = np.asarray(chart_cvs, dtype=np.float64)[:, : len(biased)]
         low, high = cvs.min(axis=0), cvs.max(axis=0)
         extent = high - low
         sigma = ",".join(f"{s:.3g}" for s in bias.width * cvs.std(axis=0))
@@ -314,9 +316,6 @@ def plumed_input(
     printed = f"PRINT ARG={arguments},{weights} STRIDE={stride} FILE=COLVAR_METAD FMT=%.10f"
     extra = []
     if walls:
-        if chart_cvs is None:
-            raise ValueError("walls sit at the chart's edges: give chart_cvs")
-        cvs = np.asarray(chart_cvs, dtype=np.float64)[:, : len(biased)]
         kappa = ",".join(["200"] * len(biased))
         for name, edge in (("UPPER_WALLS", 99), ("LOWER_WALLS", 1)):
             at = ",".join(f"{v:.3g}" for v in np.percentile(cvs, edge, axis=0))

@@ -108,18 +108,17 @@ def free_energy_difference(
         raise ValueError("log_weights must be finite")
     kt = BOLTZMANN_KJ_PER_MOL_K * temperature
 
-    def difference(mine: np.ndarray) -> float:
-        lw = log_weights[mine]
-        in_a, in_b = labels[mine] == a, labels[mine] == b
+    def difference(rows: np.ndarray) -> float:
+        lw = log_weights[rows]
+        in_a, in_b = labels[rows] == a, labels[rows] == b
         if not in_a.any() or not in_b.any():
             return float("nan")
         top = lw.max()  # log-sum-exp, shifted for range
         return -kt * (np.log(np.exp(lw[in_a] - top).sum()) - np.log(np.exp(lw[in_b] - top).sum()))
 
-    whole = difference(np.ones(len(labels), dtype=bool))
+    whole = difference(np.arange(len(labels)))
     if n_blocks < 2:
         return whole, float("nan")
-    blocks = np.array_split(np.arange(len(labels)), n_blocks)
-    per_block = np.array([difference(np.isin(np.arange(len(labels)), block)) for block in blocks])
+    per_block = np.array([difference(rows) for rows in np.array_split(np.arange(len(labels)), n_blocks)])
     error = float(per_block.std(ddof=1) / np.sqrt(n_blocks)) if np.isfinite(per_block).all() else float("nan")
     return whole, error
