@@ -22,7 +22,8 @@ import torch
 from ase.cluster import Icosahedron
 
 import nanochart
-from nanochart.encoder import ConvEncoder
+from nanochart.core.rdf import RdfSettings
+from nanochart.model.encoder import ConvEncoder
 from nanochart.testing.torch_rdf import torch_rdf
 
 RDF = {"r_min": 0.0, "r_max": 16.0, "n_bins": 200, "sigma": 0.1}
@@ -65,7 +66,7 @@ def time_one_size(
     dV_ds = np.array([1.0, -0.5, 0.25])
     positions, weights = torch.tensor(x), torch.tensor(dV_ds)
     weights_g = np.linspace(-1.0, 1.0, RDF["n_bins"])
-    rdf_args = (RDF["r_min"], RDF["r_max"], RDF["n_bins"], RDF["sigma"], 6.0)
+    rdf_args = (RdfSettings(**RDF),)
 
     def torch_values() -> object:
         with torch.no_grad():

@@ -1,4 +1,4 @@
-"""Time biased MD per step: Au147 at 400 K, 2 fs, Langevin, one core, through `nanochart.md.run_md`.
+"""Time biased MD per step: Au147 at 400 K, 2 fs, Langevin, one core (`nanochart.simulation.md.run_md`).
 
 Rows: LAMMPS alone (EAM); LAMMPS + PLUMED through nanochart's LAMMPS plugin (`fix plumed/nanochart`,
 no Python in the MD loop) with RDF_ENCODER (the shipped Au147 model) and a well-tempered METAD on
@@ -28,8 +28,8 @@ from ase.cluster import Icosahedron
 from bench_cv import cpu_name, per_call_us
 
 import nanochart
-from nanochart.md import run_md
-from nanochart.plumed import find_plumed, lammps_plugin_path, plugin_path
+from nanochart.simulation.md import run_md
+from nanochart.simulation.plumed_install import find_plumed, lammps_plugin_path, plugin_path
 
 MODEL = Path(__file__).resolve().parents[1] / "models" / "au147" / "au147.pt"
 TEMPERATURE = 400.0

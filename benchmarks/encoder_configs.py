@@ -15,8 +15,8 @@ import torch
 from ase.cluster import Decahedron, Icosahedron, Octahedron
 from sklearn.neighbors import KNeighborsClassifier
 
-from nanochart.featurize import choose_settings, featurize
-from nanochart.training import ChartAutoencoder
+from nanochart.model.features import choose_settings, featurize
+from nanochart.model.training import ChartAutoencoder
 
 CONFIGS = [
     ((16, 32, 32, 64, 64), 5),

@@ -16,10 +16,11 @@ from pathlib import Path
 import numpy as np
 from ase.io import read
 
-from nanochart.chart import read_chart_cvs
-from nanochart.md import run_md
+from nanochart.chart.charting import read_chart_cvs
 from nanochart.plots import pyplot
-from nanochart.plumed import MetadSettings, find_plumed, plugin_path, plumed_input
+from nanochart.simulation.md import run_md
+from nanochart.simulation.plumed_input import MetadSettings, plumed_input
+from nanochart.simulation.plumed_install import find_plumed, plugin_path
 
 HERE = Path(__file__).parent
 SHIPPED = HERE.parent / "models" / "au147" / "au147.pt"

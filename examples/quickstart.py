@@ -21,7 +21,7 @@ import torch
 from ase.io import read
 
 import nanochart
-from nanochart.encoder import ConvEncoder
+from nanochart.model.encoder import ConvEncoder
 
 HERE = Path(__file__).parent
 RDF = {"r_min": 0.0, "r_max": 16.0, "n_bins": 200, "sigma": 0.1}  # angstrom

@@ -23,13 +23,14 @@ from pathlib import Path
 import numpy as np
 from ase.io import read
 
-from nanochart.chart import read_chart_cvs
+from nanochart.chart.charting import read_chart_cvs
 from nanochart.data.cna import CLUSTER_LABELS, analyse
-from nanochart.lammps_session import quench_frames
-from nanochart.md import run_md, run_walkers
 from nanochart.plots import colvar_fields, pyplot
-from nanochart.plumed import MetadSettings, OpesSettings, plugin_path, plumed_input, read_colvar
-from nanochart.transitions import BOLTZMANN_KJ_PER_MOL_K, MotifPath, free_energy_difference
+from nanochart.simulation.lammps_session import quench_frames
+from nanochart.simulation.md import run_md, run_walkers
+from nanochart.simulation.plumed_input import MetadSettings, OpesSettings, plumed_input, read_colvar
+from nanochart.simulation.plumed_install import plugin_path
+from nanochart.simulation.transitions import BOLTZMANN_KJ_PER_MOL_K, MotifPath, free_energy_difference
 
 HERE = Path(__file__).parent
 MODEL = HERE.parent / "models" / "au147" / "au147.pt"

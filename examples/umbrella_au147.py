@@ -18,11 +18,11 @@ import numpy as np
 from ase.io import read
 
 import nanochart
-from nanochart.featurize import encode_frames
-from nanochart.md import run_md
+from nanochart.model.features import encode_structures
 from nanochart.plots import pyplot
-from nanochart.plumed import find_plumed, plugin_path
-from nanochart.wham import wham
+from nanochart.simulation.md import run_md
+from nanochart.simulation.plumed_install import find_plumed, plugin_path
+from nanochart.simulation.wham import wham
 
 KT_400K = 0.0083144626 * 400.0  # kJ/mol
 
@@ -55,7 +55,7 @@ def main() -> None:
     model, data = args.model, args.data
     cv = nanochart.CV(model)
     frames = read(data, index=":")
-    cv1 = encode_frames(cv, frames, progress=False)[:, 0]
+    cv1 = encode_structures(cv, frames, progress=False)[:, 0]
     # From the icosahedra to the decahedra of the data, when the frames say which is which; else
     # across the bulk of the data.
     labels = np.array([atoms.info.get("motif", "") for atoms in frames])

@@ -10,7 +10,7 @@ import torch
 from ase.cluster import Decahedron, Icosahedron, Octahedron
 
 import nanochart
-from nanochart.encoder import ConvEncoder
+from nanochart.model.encoder import ConvEncoder
 
 RDF_SETTINGS = {"r_min": 0.0, "r_max": 16.0, "n_bins": 200, "sigma": 0.1}
 

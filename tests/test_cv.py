@@ -8,7 +8,7 @@ import torch
 
 import nanochart
 from conftest import RDF_SETTINGS, motif
-from nanochart.encoder import ConvEncoder
+from nanochart.model.encoder import ConvEncoder
 
 
 @pytest.fixture
@@ -91,7 +91,7 @@ def test_cutoff_setting_of_the_model_is_used(tmp_path) -> None:
     default = nanochart.export_model(
         encoder, tmp_path / "b.pt", rdf=RDF_SETTINGS, elements=["Au"], n_atoms=147
     )
-    assert nanochart.CV(short).rdf_settings["cutoff_sigmas"] == 2.0
+    assert nanochart.CV(short).rdf_settings.cutoff_sigmas == 2.0
     g_short = nanochart.rdf(x, **RDF_SETTINGS, cutoff_sigmas=2.0)
     with torch.no_grad():
         expected = encoder.double().eval()(torch.tensor(g_short)[None]).numpy()

@@ -269,7 +269,7 @@ def test_generate_refuses_to_mix_settings_or_clobber(reference: Path, tmp_path: 
 def test_generate_keeps_thermal_snapshots_that_quench_to_each_structure(
     reference: Path, tmp_path: Path
 ) -> None:
-    from nanochart.lammps_session import quench, start_lammps
+    from nanochart.simulation.lammps_session import quench, start_lammps
 
     path = tmp_path / "thermal.extxyz"
     generate(path, GenerateSettings(structures=8, thermal_snapshots=3, **SMALL), workers=2, progress=False)

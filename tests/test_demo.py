@@ -12,9 +12,10 @@ import pytest
 from ase.io import read
 
 import nanochart
-from nanochart.chart import knn_separation
+from nanochart.chart.charting import knn_separation
 from nanochart.cli import main
-from nanochart.plumed import MetadSettings, OpesSettings, find_plumed, plugin_path, plumed_input, read_colvar
+from nanochart.simulation.plumed_input import MetadSettings, OpesSettings, plumed_input, read_colvar
+from nanochart.simulation.plumed_install import find_plumed, plugin_path
 
 
 def test_knn_separation_scores_held_out_labels(rng: np.random.Generator) -> None:

@@ -11,8 +11,10 @@ import torch
 
 import nanochart
 from conftest import RDF_SETTINGS, motif
-from nanochart.encoder import ConvEncoder
-from nanochart.export import METADATA_FILE
+from nanochart import _core
+from nanochart.core.model_file import METADATA_FILE
+from nanochart.core.rdf import RdfSettings
+from nanochart.model.encoder import ConvEncoder
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
@@ -190,3 +192,15 @@ def test_atom_count_different_from_the_model_warns(cv) -> None:
 def test_bad_thread_count(model_path: Path) -> None:
     with pytest.raises(ValueError, match="num_threads must be at least 1"):
         nanochart.CV(model_path, num_threads=0)
+
+
+def test_rdf_settings_from_a_dict_name_what_is_wrong() -> None:
+    with pytest.raises(ValueError, match=r"RDF settings lack \['sigma'\]"):
+        RdfSettings.from_dict({"r_min": 0.0, "r_max": 16.0, "n_bins": 200})
+    with pytest.raises(ValueError, match=r"unknown RDF settings \['bins'\]"):
+        RdfSettings.from_dict({**RDF_SETTINGS, "bins": 200})
+
+
+def test_the_core_takes_only_rdf_settings() -> None:
+    with pytest.raises(ValueError, match="settings must be a nanochart RdfSettings; this object lacks r_min"):
+        _core.rdf(motif("ico55"), dict(RDF_SETTINGS), None)

@@ -13,9 +13,10 @@ from ase.build import bulk
 import nanochart
 from conftest import RDF_SETTINGS, motif
 from nanochart import _core
+from nanochart.core.rdf import RdfSettings
 from nanochart.testing.torch_rdf import torch_cv, torch_rdf
 
-RDF_ARGS = (RDF_SETTINGS["r_min"], RDF_SETTINGS["r_max"], RDF_SETTINGS["n_bins"], RDF_SETTINGS["sigma"], 6.0)
+RDF_ARGS = (RdfSettings(**RDF_SETTINGS),)
 
 
 def max_relative(a: np.ndarray, b: np.ndarray) -> float:

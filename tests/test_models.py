@@ -14,9 +14,9 @@ import pytest
 from ase.io import read
 
 import nanochart
-from nanochart.chart import knn_separation
+from nanochart.chart.charting import knn_separation
 from nanochart.data.sampling import GenerateSettings, default_temperatures, generate
-from nanochart.featurize import encode_frames
+from nanochart.model.features import encode_structures
 
 MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "au147"
 MODEL = MODEL_DIR / "au147.pt"
@@ -40,7 +40,7 @@ def test_shipped_model_loads_with_its_metadata() -> None:
     assert cv.metadata["elements"] == ["Au"] and cv.metadata["n_atoms"] == 147
     assert cv.cv_names == ["cv1", "cv2", "cv3"]
     card = (MODEL_DIR / "README.md").read_text()
-    assert f"{cv.rdf_settings['r_max']:g}" in card, "the card states the model's RDF grid"
+    assert f"{cv.rdf_settings.r_max:g}" in card, "the card states the model's RDF grid"
     training = json.loads((MODEL_DIR / "training.json").read_text())
     assert f"{training['validation_loss']:.4f}" in card, "the card states the model's validation loss"
     held_out = json.loads((MODEL_DIR / "held_out.json").read_text())
@@ -74,7 +74,7 @@ def test_shipped_chart_separates_fresh_structures(tmp_path: Path) -> None:
     generate(path, settings, progress=False)
     frames = read(path, ":")
     cvs, labels = reference_chart()
-    fresh = encode_frames(nanochart.CV(MODEL), frames, progress=False)
+    fresh = encode_structures(nanochart.CV(MODEL), frames, progress=False)
     separation = knn_separation(cvs, labels, fresh, [atoms.info["label"] for atoms in frames])
     # The card's accuracy is measured on a few thousand structures; on ~150 the binomial spread is
     # about 2.5 points, so this bar (0.85) sits more than 3 spreads under the 0.9 quality bar.
@@ -90,7 +90,7 @@ def test_shipped_chart_separates_fresh_structures(tmp_path: Path) -> None:
 def test_shipped_chart_places_fresh_thermal_snapshots_with_their_quench(tmp_path: Path) -> None:
     """MD-ready: thermal snapshots of fresh 300 and 450 K MD (a new seed) are labelled on the chart as
     their quenches are, and sit near them."""
-    from nanochart.chart import thermal_separation
+    from nanochart.chart.charting import thermal_separation
 
     path = tmp_path / "fresh.extxyz"
     settings = GenerateSettings("Au", 147, structures=400, temperatures=(300.0, 450.0), seed=12)
@@ -98,7 +98,7 @@ def test_shipped_chart_places_fresh_thermal_snapshots_with_their_quench(tmp_path
     frames = read(path, ":")
     cvs, labels = reference_chart()
     cv = nanochart.CV(MODEL)
-    thermal = thermal_separation(cvs, labels, frames, encode_frames(cv, frames, progress=False), cv)
+    thermal = thermal_separation(cvs, labels, frames, encode_structures(cv, frames, progress=False), cv)
     print(thermal.as_dict())
     assert min(thermal.n_thermal.values()) > 50
     for t in (300.0, 450.0):

@@ -18,7 +18,8 @@ from torch import nn
 
 import nanochart
 from conftest import RDF_SETTINGS, motif
-from nanochart.encoder import ConvEncoder
+from nanochart.core.rdf import RdfSettings
+from nanochart.model.encoder import ConvEncoder
 
 
 def _cpu_has_avx2_and_fma() -> bool:
@@ -80,7 +81,7 @@ def test_native_engine_matches_libtorch(tmp_path, rng, activation, kernel_size, 
     encoder = fitted_encoder(settings, rng, activation=activation, **shape)
     path = export(encoder, tmp_path / "model.pt", settings)
     native, reference = nanochart.CV(path), nanochart.CV(path, engine="libtorch")
-    assert native.engine.startswith("native (nanochart.encoder.ConvEncoder")
+    assert native.engine.startswith("native (nanochart.model.encoder.ConvEncoder")
     assert reference.engine == "libtorch (requested)"
 
     x = motif("ico147") + 0.05 * rng.normal(size=(147, 3))
@@ -117,14 +118,14 @@ def test_other_architectures_run_in_libtorch(tmp_path) -> None:
     torch.manual_seed(0)
     cv = nanochart.CV(export(Mlp(RDF_SETTINGS["n_bins"]), tmp_path / "mlp.pt", RDF_SETTINGS))
     assert cv.engine.startswith("libtorch (the module is a __torch__.")
-    assert "not nanochart.encoder.ConvEncoder" in cv.engine
+    assert "not nanochart.model.encoder.ConvEncoder" in cv.engine
     values, jacobian, _ = cv.compute(motif("ico147"))
     assert values.shape == (3,) and np.isfinite(jacobian).all()
 
 
 IMPOSTOR = """
 import torch
-from nanochart.encoder import ConvEncoder as Base
+from nanochart.model.encoder import ConvEncoder as Base
 
 
 class ConvEncoder(Base):
@@ -169,8 +170,7 @@ def test_forces_equal_rdf_backward_of_the_libtorch_vjp(model_path, rng, n_atoms)
     g = torch.tensor(nanochart.rdf(x, **RDF_SETTINGS))[None].requires_grad_(True)
     s = torch.jit.load(str(model_path))(g)
     (dV_dg,) = torch.autograd.grad(s, g, torch.tensor(dV_ds)[None])
-    settings = [RDF_SETTINGS[key] for key in ("r_min", "r_max", "n_bins", "sigma")]
-    dV_dx, dV_dstrain = nanochart._core.rdf_backward(x, dV_dg[0].numpy(), *settings, 6.0, None)
+    dV_dx, dV_dstrain = nanochart._core.rdf_backward(x, dV_dg[0].numpy(), RdfSettings(**RDF_SETTINGS), None)
     assert max_relative(forces, -dV_dx) < 1e-12
     assert max_relative(virial, dV_dstrain) < 1e-12
 

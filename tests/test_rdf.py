@@ -15,6 +15,7 @@ from sklearn.neighbors import KernelDensity
 import nanochart
 from conftest import RDF_SETTINGS, motif
 from nanochart import _core
+from nanochart.core.rdf import RdfSettings
 
 MOTIFS = ["ico55", "ico147", "ino_decahedron", "marks_decahedron", "octahedron", "truncated_octahedron"]
 
@@ -157,14 +158,7 @@ def test_pair_loop_split_over_ranks_adds_up(rng: np.random.Generator, size: int)
     """The shares of the ranks (as under PLUMED's MPI) sum to the whole, value and derivatives."""
     x = motif("ico147") + 0.1 * rng.normal(size=(147, 3))
     box = np.diag([30.0, 31.0, 32.0])
-    args = (
-        RDF_SETTINGS["r_min"],
-        RDF_SETTINGS["r_max"],
-        RDF_SETTINGS["n_bins"],
-        RDF_SETTINGS["sigma"],
-        6.0,
-        box,
-    )
+    args = (RdfSettings(**RDF_SETTINGS), box)
     weights = rng.normal(size=RDF_SETTINGS["n_bins"])
     shares = [_core.rdf(x, *args, rank=r, size=size) for r in range(size)]
     assert all(share.max() > 0 for share in shares)  # every rank owns pairs

@@ -13,10 +13,12 @@ from sklearn.neighbors import KNeighborsClassifier
 
 import nanochart
 from conftest import RDF_SETTINGS
-from nanochart.chart import chart, find_families, scan_bandwidths
-from nanochart.featurize import RdfSettings, choose_settings, featurize, featurize_file, read_structures
-from nanochart.project import frame_times, project, quench
-from nanochart.training import ChartAutoencoder
+from nanochart.chart.charting import chart, find_families, scan_bandwidths
+from nanochart.chart.projection import frame_times, project, quench
+from nanochart.core.rdf import RdfSettings
+from nanochart.data.structures import read_structures
+from nanochart.model.features import choose_settings, featurize, featurize_file
+from nanochart.model.training import ChartAutoencoder
 
 MOTIFS = {
     "Ih": lambda: Icosahedron("Au", 4),
@@ -402,7 +404,8 @@ def test_consistency_pulls_thermal_codes_onto_their_quench_without_shrinking_the
 
 
 def test_training_data_pairs_thermal_snapshots_with_their_quench(tmp_path) -> None:
-    from nanochart.featurize import thermal_frames, training_data
+    from nanochart.data.structures import thermal_frames
+    from nanochart.model.features import training_data
 
     quenched, thermal = quench_and_thermal(3, seed=5)
     for k, (atoms, hot) in enumerate(zip(quenched, thermal, strict=True)):

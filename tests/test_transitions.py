@@ -8,7 +8,7 @@ import importlib.util
 import numpy as np
 import pytest
 
-from nanochart.transitions import BOLTZMANN_KJ_PER_MOL_K, MotifPath, free_energy_difference
+from nanochart.simulation.transitions import BOLTZMANN_KJ_PER_MOL_K, MotifPath, free_energy_difference
 
 
 def test_motif_path_reports_first_change_sequence_and_returns() -> None:
@@ -57,7 +57,7 @@ def test_quench_frames_brings_hot_icosahedra_back() -> None:
     from ase.cluster import Icosahedron
 
     from nanochart.data.cna import analyse
-    from nanochart.lammps_session import quench_frames
+    from nanochart.simulation.lammps_session import quench_frames
 
     rng = np.random.default_rng(1)
     ideal = Icosahedron("Au", 4)
@@ -80,7 +80,7 @@ def test_quench_frames_brings_hot_icosahedra_back() -> None:
 
 
 def test_walker_input_adds_the_walker_keywords_to_metad_only(tmp_path) -> None:
-    from nanochart.md import walker_input
+    from nanochart.simulation.md import walker_input
 
     text = (
         "cv: DISTANCE ATOMS=1,2\nmetad: METAD ARG=cv SIGMA=0.1 HEIGHT=1 PACE=40 FILE=HILLS\n"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nanochart.wham import wham
+from nanochart.simulation.wham import wham
 
 
 def double_well(s: np.ndarray) -> np.ndarray:

@@ -187,7 +187,7 @@ void Encoder::Impl::try_native() {
   }
   native = std::move(candidate);
   std::ostringstream text;
-  text << "native (nanochart.encoder.ConvEncoder; matches libtorch to " << worst << " relative)";
+  text << "native (nanochart.model.encoder.ConvEncoder; matches libtorch to " << worst << " relative)";
   engine = text.str();
 }
 

@@ -361,8 +361,10 @@ std::unique_ptr<NativeEncoder> NativeEncoder::from_module(const Module& module, 
   }
   std::unique_ptr<NativeEncoder> native(new NativeEncoder());
   try {
-    if (!ends_with(type_name(module), "nanochart.encoder.ConvEncoder")) {
-      throw NotRecognised("the module is a " + type_name(module) + ", not nanochart.encoder.ConvEncoder");
+    // The class moved to nanochart.model.encoder in 0.2; models exported before keep the old name.
+    const std::string name = type_name(module);
+    if (!ends_with(name, "nanochart.model.encoder.ConvEncoder") && !ends_with(name, "nanochart.encoder.ConvEncoder")) {
+      throw NotRecognised("the module is a " + name + ", not nanochart.model.encoder.ConvEncoder");
     }
     native->n_bins_ = n_bins;
     native->input_mean_ = tensor_values(module, "input_mean", n_bins);

@@ -2,7 +2,7 @@
 //
 // libtorch spends most of a 147-atom CV call on per-operator dispatch and autograd bookkeeping:
 // the encoder is a few hundred thousand multiply-adds, too small for its machinery. When a
-// loaded module is a stack this file recognises (nanochart.encoder.ConvEncoder: per-bin
+// loaded module is a stack this file recognises (nanochart.model.encoder.ConvEncoder: per-bin
 // standardisation, Conv1d / ReLU / SiLU / Softplus / BatchNorm1d (eval) layers, flatten, Linear),
 // its weights are copied out and the forward pass and the vector-Jacobian product run here.
 // Encoder verifies this evaluator against libtorch on load and falls back to libtorch for any

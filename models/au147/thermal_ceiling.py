@@ -30,17 +30,11 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from tqdm.auto import tqdm
 
+from nanochart.core.rdf import RdfSettings
 from nanochart.data.cna import analyse
-from nanochart.featurize import (
-    RdfSettings,
-    featurize_file,
-    positions_of,
-    read_structures,
-    structure_labels,
-    thermal_frames,
-    training_data,
-)
-from nanochart.lammps_session import gather, quench, scatter, start_lammps
+from nanochart.data.structures import positions_of, read_structures, structure_labels, thermal_frames
+from nanochart.model.features import featurize_file, training_data
+from nanochart.simulation.lammps_session import gather, quench, scatter, start_lammps
 
 CONTINUE_PS = 0.1
 TIMESTEP_PS = 0.0035  # nanochart generate's time step for Au

@@ -8,13 +8,29 @@
 #include "nanochart/threads.h"
 
 namespace nanochart::bindings {
+namespace {
+
+// The C++ mirror of nanochart.core.rdf.RdfSettings, read from its attributes: the Python type is the
+// one every caller builds, so the bindings take it whole instead of its fields one by one.
+RdfSettings settings_from(const py::object& settings) {
+  for (const char* name : {"r_min", "r_max", "n_bins", "sigma", "cutoff_sigmas"}) {
+    if (!py::hasattr(settings, name)) {
+      throw InputError(std::string("settings must be a nanochart RdfSettings; this object lacks ") + name);
+    }
+  }
+  return RdfSettings{settings.attr("r_min").cast<double>(), settings.attr("r_max").cast<double>(),
+                     settings.attr("n_bins").cast<int64_t>(), settings.attr("sigma").cast<double>(),
+                     settings.attr("cutoff_sigmas").cast<double>()};
+}
+
+}  // namespace
 
 void bind_rdf(py::module_& m) {
   m.def(
       "rdf",
-      [](const py::object& positions, double r_min, double r_max, int64_t n_bins, double sigma, double cutoff_sigmas,
-         const py::object& box, int rank, int size) {
-        const Rdf rdf(RdfSettings{r_min, r_max, n_bins, sigma, cutoff_sigmas});
+      [](const py::object& positions, const py::object& settings, const py::object& box, int rank, int size) {
+        const Rdf rdf(settings_from(settings));
+        const int64_t n_bins = rdf.n_bins();
         DoubleArray x = positions_array(positions);
         const Box cell = box_from(box);
         DoubleArray g(n_bins);
@@ -24,16 +40,16 @@ void bind_rdf(py::module_& m) {
         }
         return g;
       },
-      py::arg("positions"), py::arg("r_min"), py::arg("r_max"), py::arg("n_bins"), py::arg("sigma"),
-      py::arg("cutoff_sigmas"), py::arg("box"), py::kw_only(), py::arg("rank") = 0, py::arg("size") = 1,
+      py::arg("positions"), py::arg("settings"), py::arg("box") = py::none(), py::kw_only(), py::arg("rank") = 0,
+      py::arg("size") = 1,
       "Gaussian-smeared RDF of one structure (see nanochart.rdf); with rank/size, the share of the pairs\n"
       "that rank owns when the pair loop is split over `size` processes (the shares add up to the RDF).");
 
   m.def(
       "rdf_batch",
-      [](const py::object& positions_batch, double r_min, double r_max, int64_t n_bins, double sigma,
-         double cutoff_sigmas, const py::object& box, int num_threads) {
-        const Rdf rdf(RdfSettings{r_min, r_max, n_bins, sigma, cutoff_sigmas});
+      [](const py::object& positions_batch, const py::object& settings, const py::object& box, int num_threads) {
+        const Rdf rdf(settings_from(settings));
+        const int64_t n_bins = rdf.n_bins();
         DoubleArray x = DoubleArray::ensure(positions_batch);
         if (!x || x.ndim() != 3 || x.shape(2) != 3) {
           throw InputError("positions_batch must have shape (B, N, 3)" + (x ? ", got " + shape_of(x) : std::string()));
@@ -48,15 +64,15 @@ void bind_rdf(py::module_& m) {
         }
         return g;
       },
-      py::arg("positions_batch"), py::arg("r_min"), py::arg("r_max"), py::arg("n_bins"), py::arg("sigma"),
-      py::arg("cutoff_sigmas"), py::arg("box"), py::arg("num_threads"),
+      py::arg("positions_batch"), py::arg("settings"), py::arg("box"), py::arg("num_threads"),
       "RDFs (B, n_bins) of a batch of structures (B, N, 3), in parallel over structures.");
 
   m.def(
       "rdf_backward",
-      [](const py::object& positions, const py::object& dL_dg, double r_min, double r_max, int64_t n_bins, double sigma,
-         double cutoff_sigmas, const py::object& box, int rank, int size, bool recorded) {
-        const Rdf rdf(RdfSettings{r_min, r_max, n_bins, sigma, cutoff_sigmas});
+      [](const py::object& positions, const py::object& dL_dg, const py::object& settings, const py::object& box,
+         int rank, int size, bool recorded) {
+        const Rdf rdf(settings_from(settings));
+        const int64_t n_bins = rdf.n_bins();
         DoubleArray x = positions_array(positions);
         DoubleArray w = vector_array(dL_dg, n_bins, "dL_dg");
         const Box cell = box_from(box);
@@ -78,9 +94,8 @@ void bind_rdf(py::module_& m) {
         }
         return py::make_tuple(dL_dx, dL_dstrain);
       },
-      py::arg("positions"), py::arg("dL_dg"), py::arg("r_min"), py::arg("r_max"), py::arg("n_bins"), py::arg("sigma"),
-      py::arg("cutoff_sigmas"), py::arg("box"), py::kw_only(), py::arg("rank") = 0, py::arg("size") = 1,
-      py::arg("recorded") = false,
+      py::arg("positions"), py::arg("dL_dg"), py::arg("settings"), py::arg("box") = py::none(), py::kw_only(),
+      py::arg("rank") = 0, py::arg("size") = 1, py::arg("recorded") = false,
       "Given dL/dg, return (dL/dx of shape (N, 3), dL/d(strain) of shape (3, 3)); rank/size as for rdf. "
       "recorded=True takes the CV's path: a forward pass keeps the pair record the backward pass reads.");
 }

@@ -6,9 +6,9 @@ The public API (docs/design.md): :func:`rdf`, :class:`CV`, :func:`export_model`,
 import torch  # noqa: F401  (loads libtorch before the compiled core links against it)
 
 from ._core import ModelError
-from .cv import CV, AtomCountWarning
-from .export import export_model, read_metadata
-from .rdf import rdf, rdf_grid
+from .core.cv import CV, AtomCountWarning
+from .core.model_file import export_model, read_metadata
+from .core.rdf import rdf, rdf_grid
 
 __version__ = "0.1.0"
 

@@ -4,7 +4,7 @@ display needed."""
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -53,12 +53,12 @@ def chart_3d(
     dims = min(cvs.shape[1], 3)
     fig = plt.figure(figsize=(7, 6), layout="constrained")
     ax = fig.add_subplot(projection="3d") if dims == 3 else fig.add_subplot()
-    categories = np.asarray(categories)
+    category = np.asarray(categories)
     # A legend of dozens of entries would crowd out the axes: name the largest categories only.
-    sizes = {name: int((categories == name).sum()) for name in names}
+    sizes = {name: int((category == name).sum()) for name in names}
     named = set(sorted(names, key=lambda n: -sizes[n])[:LEGEND_ENTRIES])
     for i, name in enumerate(names):
-        chosen = cvs[categories == name]
+        chosen = cvs[category == name]
         label = f"{name} ({len(chosen)})" if name in named else None
         ax.scatter(
             *_axes_coordinates(chosen, dims), s=4, alpha=0.6, color=colours(i % colours.N), label=label
@@ -159,7 +159,10 @@ def biased_run(columns: dict[str, np.ndarray], path: str | os.PathLike[str]) -> 
 
 
 def label_distribution(
-    counts: dict[float, dict[str, int]], names: Sequence[str], path: str | os.PathLike[str], title: str
+    counts: Mapping[float | None, Mapping[str, int]],
+    names: Sequence[str],
+    path: str | os.PathLike[str],
+    title: str,
 ) -> Path:
     """Stacked bars: the share of each structural label at each MD temperature (K)."""
     plt = pyplot()

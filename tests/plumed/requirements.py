@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from nanochart.plumed import find_plumed, lammps_plugin_path, plugin_path
+from nanochart.simulation.plumed_install import find_plumed, lammps_plugin_path, plugin_path
 
 PLUMED = find_plumed()
 PLUGIN = plugin_path()

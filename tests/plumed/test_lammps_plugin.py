@@ -23,8 +23,8 @@ from ase.cluster import Icosahedron
 from requirements import LAMMPS_PLUGIN, PLUGIN, PLUMED, UNKNOWN_KEYWORD, needs_lammps_plugin
 
 import nanochart
-from nanochart.md import EV_IN_KJ_PER_MOL, run_md
-from nanochart.plumed import has_mpi
+from nanochart.simulation.md import EV_IN_KJ_PER_MOL, run_md
+from nanochart.simulation.plumed_install import has_mpi
 
 pytestmark = needs_lammps_plugin
 
@@ -57,7 +57,7 @@ def subprocess_env(**changes: str | None) -> dict[str, str]:
 def lammps(tmp_path, monkeypatch):
     """A factory of LAMMPS instances (the wheel, library mode) working in tmp_path, with the kernel
     set; every instance is closed at the end."""
-    from nanochart.lammps_session import load_lammps
+    from nanochart.simulation.lammps_session import load_lammps
 
     monkeypatch.setenv("PLUMED_KERNEL", kernel())
     monkeypatch.chdir(tmp_path)
@@ -292,7 +292,7 @@ def test_two_mpi_ranks_follow_the_serial_trajectory(tmp_path) -> None:
     ranks with PLUMED's message instead of hanging."""
     from ase.io import write
 
-    from nanochart.lammps_session import potential_file
+    from nanochart.simulation.lammps_session import potential_file
 
     atoms = Icosahedron("Au", 4)
     atoms.positions += 30.0 - atoms.positions.mean(axis=0)
@@ -612,7 +612,7 @@ def test_a_plugin_for_another_lammps_version_is_refused(tmp_path) -> None:
 
 
 def test_run_md_coupling_choice(tmp_path, monkeypatch) -> None:
-    from nanochart import md
+    from nanochart.simulation import md
 
     assert md.lammps_plugin_path() == LAMMPS_PLUGIN
     with pytest.raises(ValueError, match="coupling must be one of plugin, python"):

@@ -13,8 +13,8 @@ from requirements import UNKNOWN_KEYWORD, needs_md
 
 import nanochart
 from conftest import RDF_SETTINGS
-from nanochart.featurize import RdfSettings
-from nanochart.plumed import plugin_path
+from nanochart.core.rdf import RdfSettings
+from nanochart.simulation.plumed_install import plugin_path
 
 pytestmark = [pytest.mark.slow, *needs_md]
 
@@ -22,8 +22,8 @@ pytestmark = [pytest.mark.slow, *needs_md]
 @pytest.fixture(scope="module")
 def smooth_model(tmp_path_factory):
     """A trained chart of noisy Ih/Dh/fcc Au147 motifs, with SiLU activations (smooth bias forces)."""
-    from nanochart.featurize import featurize
-    from nanochart.training import ChartAutoencoder
+    from nanochart.model.features import featurize
+    from nanochart.model.training import ChartAutoencoder
 
     rng = np.random.default_rng(1)
     builders = [
@@ -55,8 +55,8 @@ def _restraint(model, kappa: float, shift: float) -> str:
 
 @pytest.mark.parametrize("coupling", ["plugin", "python"])
 def test_nve_with_a_static_bias_conserves_energy(tmp_path, smooth_model, coupling) -> None:
-    from nanochart.md import run_md
-    from nanochart.plumed import lammps_plugin_path
+    from nanochart.simulation.md import run_md
+    from nanochart.simulation.plumed_install import lammps_plugin_path
 
     if coupling == "plugin" and lammps_plugin_path() is None:
         pytest.skip(
@@ -95,7 +95,7 @@ def test_nve_with_a_static_bias_conserves_energy(tmp_path, smooth_model, couplin
 def test_metadynamics_deposits_hills_and_moves_the_cv(tmp_path, smooth_model) -> None:
     from ase.io import read
 
-    from nanochart.md import run_md
+    from nanochart.simulation.md import run_md
 
     # Equilibrate first: an ideal icosahedron relaxing at 400 K moves the CV far by itself.
     warm = run_md(
@@ -132,7 +132,7 @@ def test_metadynamics_deposits_hills_and_moves_the_cv(tmp_path, smooth_model) ->
 
 
 def test_md_errors_stop_the_run(tmp_path, smooth_model) -> None:
-    from nanochart.md import run_md
+    from nanochart.simulation.md import run_md
 
     broken = f"LOAD FILE={plugin_path()}\ncv: RDF_ENCODER MODEL={smooth_model} GROUP=1-147 NOPBC FOO=1\n"
     with pytest.raises(Exception, match=UNKNOWN_KEYWORD):
@@ -205,8 +205,8 @@ def _shipped_model_input(bias, walls: bool = False) -> str:
     """plumed_input for the shipped Au147 model and its chart at 450 K, the bias active."""
     from pathlib import Path
 
-    from nanochart.chart import read_chart_cvs
-    from nanochart.plumed import plumed_input
+    from nanochart.chart.charting import read_chart_cvs
+    from nanochart.simulation.plumed_input import plumed_input
 
     model = Path(__file__).resolve().parents[2] / "models" / "au147" / "au147.pt"
     chart = read_chart_cvs(model.parent / "chart")
@@ -226,8 +226,8 @@ def _shipped_model_input(bias, walls: bool = False) -> str:
 def test_bias_inputs_run_and_write_reweighting_columns(tmp_path, method) -> None:
     """The METAD (with c(t)) and OPES_METAD inputs of plumed_input run in PLUMED on the shipped
     model through the LAMMPS plugin, and COLVAR_METAD holds the column that reweighting reads."""
-    from nanochart.md import run_md
-    from nanochart.plumed import MetadSettings, OpesSettings, read_colvar
+    from nanochart.simulation.md import run_md
+    from nanochart.simulation.plumed_input import MetadSettings, OpesSettings, read_colvar
 
     bias = (
         MetadSettings(height=5.0, pace=20, width=0.25) if method == "metad" else OpesSettings(50.0, 20, 0.25)
@@ -246,8 +246,8 @@ def test_walkers_share_one_bias(tmp_path) -> None:
     """Walkers, each its own process, write their hills to one folder and read each other's."""
     import re
 
-    from nanochart.md import run_walkers
-    from nanochart.plumed import MetadSettings
+    from nanochart.simulation.md import run_walkers
+    from nanochart.simulation.plumed_input import MetadSettings
 
     text = _shipped_model_input(MetadSettings(height=5.0, pace=20, width=0.25))
     options = {"walkers": 2, "steps": 200, "temperature": 450.0, "seed": 3}

@@ -16,7 +16,8 @@ from ase import Atoms
 from requirements import PLUGIN, PLUMED, needs_plugin
 
 from conftest import motif
-from nanochart.plumed import has_mpi, run_driver, write_driver_xyz
+from nanochart.simulation.plumed_driver import run_driver, write_driver_xyz
+from nanochart.simulation.plumed_install import has_mpi
 
 MPIEXEC = shutil.which("mpiexec") or (Path(sys.prefix) / "bin" / "mpiexec").is_file()
 pytestmark = [

@@ -19,9 +19,9 @@ from requirements import PLUGIN, PLUMED, UNKNOWN_KEYWORD, needs_plugin
 
 import nanochart
 from conftest import motif
-from nanochart.encoder import ConvEncoder
-from nanochart.export import METADATA_FILE
-from nanochart.plumed import run_driver, write_driver_xyz
+from nanochart.core.model_file import METADATA_FILE
+from nanochart.model.encoder import ConvEncoder
+from nanochart.simulation.plumed_driver import run_driver, write_driver_xyz
 
 pytestmark = needs_plugin
 
@@ -125,7 +125,7 @@ def test_both_engines_give_the_same_forces(tmp_path, model_path, trajectory) -> 
         dump = ["--dump-forces", "f.xyz", "--dump-forces-fmt", "%.17g", "--dump-full-virial"]
         log = _driver(tmp_path / engine, body, path, dump)
         runs[engine] = (log, _read_dumped_forces(tmp_path / engine / "f.xyz", 147))
-    assert "encoder engine: native (nanochart.encoder.ConvEncoder" in runs["auto"][0]
+    assert "encoder engine: native (nanochart.model.encoder.ConvEncoder" in runs["auto"][0]
     assert "encoder engine: libtorch (requested)" in runs["libtorch"][0]
     for (forces, virial), (ref_forces, ref_virial) in zip(runs["auto"][1], runs["libtorch"][1], strict=True):
         assert max_relative(forces, ref_forces) < 1e-12
@@ -256,7 +256,7 @@ def test_model_metadata_is_checked_like_in_python(tmp_path, trajectory, plumed_e
 
 def test_plugin_command_prints_the_plugin_path_and_its_plumed(capsys, monkeypatch, tmp_path) -> None:
     from nanochart.cli import main
-    from nanochart.plumed import lammps_plugin_path, plugin_build_info
+    from nanochart.simulation.plumed_install import lammps_plugin_path, plugin_build_info
 
     assert main(["plugin"]) == 0
     printed = capsys.readouterr()

@@ -26,6 +26,7 @@ axis and ten (422) bonds, as in decahedra and icosahedra; "ordered" atoms are fc
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -161,7 +162,6 @@ def label_frames(frames: Sequence[Atoms], *, workers: int | None = None, progres
     """Set ``info["label"]`` (cluster label) and the per-atom ``cna`` array of every frame, in
     parallel over worker processes (call from under ``if __name__ == "__main__":`` in scripts)."""
     import multiprocessing
-    import os
     from concurrent.futures import ProcessPoolExecutor
 
     from tqdm.auto import tqdm
@@ -186,3 +186,17 @@ def label_frames(frames: Sequence[Atoms], *, workers: int | None = None, progres
                 atoms.arrays.pop("cna", None)
                 atoms.new_array("cna", atom_labels.astype("U5"))
             bar.update(min(chunk, len(frames) - start))
+
+
+def label_file(
+    data: str | os.PathLike[str], out: str | os.PathLike[str], *, workers: int | None = None
+) -> list[Atoms]:
+    """`nanochart label`: the structures of ``data`` with their CNA labels, written to ``out`` (extxyz)."""
+    from ase.io import write
+
+    from .structures import read_structures
+
+    frames = read_structures(data)
+    label_frames(frames, workers=workers)
+    write(os.fspath(out), frames, format="extxyz")
+    return frames

@@ -42,9 +42,10 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 
-from ..lammps_session import gather, quench, scatter, start_lammps
+from ..simulation.lammps_session import gather, quench, scatter, start_lammps
 from .cna import analyse, nearest_neighbour_distance
 from .motifs import check_request, nearest_neighbour, seed_motifs, shuffle_surface
+from .structures import read_structures
 
 #: Duplicates: same CNA label and quenched energies closer than this (eV), as in Telari et al.
 DUPLICATE_ENERGY_EV = 1e-4
@@ -132,6 +133,8 @@ class GenerateResult:
     duplicates: int
     evaporated: int
     labels: dict[float | None, Counter] = field(default_factory=dict)
+    #: The data set, its label table (text) and the label shares per temperature (PNG).
+    outputs: dict[str, Path] = field(default_factory=dict)
 
 
 def plan_runs(settings: GenerateSettings, seeds: dict[str, Atoms]) -> list[Run]:
@@ -377,7 +380,7 @@ def generate(
     Runs go to ``workers`` (default: one per core) fresh worker processes, so a script calling this
     must guard its top level with ``if __name__ == "__main__":``.
     """
-    from ase.io import read, write
+    from ase.io import write
     from tqdm.auto import tqdm
 
     out = Path(out)
@@ -387,7 +390,7 @@ def generate(
     dedupe = _Deduplicator()
     labels: dict[float | None, Counter] = {}
     if state.size:
-        kept_before = read(out, ":")
+        kept_before = read_structures(out)
         for atoms in kept_before:
             dedupe.add(atoms.info["label"], atoms.get_potential_energy())
         count_labels(kept_before, labels)
@@ -426,7 +429,7 @@ def generate(
             bar.update(settings.snapshots_per_run)
             bar.set_postfix(kept=sum(sum(c.values()) for c in labels.values()))
 
-    return GenerateResult(
+    result = GenerateResult(
         out,
         kept=sum(sum(c.values()) for c in labels.values()),
         sampled=state.counts["sampled"],
@@ -434,6 +437,24 @@ def generate(
         evaporated=state.counts["evaporated"],
         labels=sorted_by_temperature(labels),
     )
+    result.outputs = {"data set": out, **_write_label_report(result, settings)}
+    return result
+
+
+def _write_label_report(result: GenerateResult, settings: GenerateSettings) -> dict[str, Path]:
+    """The label table and figure beside the data set: OUT.labels.txt and OUT.labels.png."""
+    from .. import plots
+    from .cna import CLUSTER_LABELS
+
+    table = result.path.with_name(result.path.stem + ".labels.txt")
+    table.write_text(label_table(result.labels) + "\n")
+    figure = plots.label_distribution(
+        result.labels,
+        CLUSTER_LABELS,
+        result.path.with_name(result.path.stem + ".labels.png"),
+        title=f"{settings.element}{settings.n_atoms}: CNA labels of the quenched structures",
+    )
+    return {"label table": table, "label figure": figure}
 
 
 def count_labels(frames: Sequence[Atoms], counts: dict[float | None, Counter]) -> dict[float | None, Counter]:

@@ -10,10 +10,11 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 
-from . import plots
-from .chart import nearest_family, read_centroids
-from .cv import CV
-from .featurize import encode_frames, read_structures
+from .. import plots
+from ..core.cv import CV
+from ..data.structures import read_structures
+from ..model.features import encode_structures
+from .charting import nearest_family, read_centroids
 
 
 @dataclass
@@ -88,7 +89,7 @@ def project(
     time = frame_times(frames, timestep)
     if quench_frames:
         frames = quench(frames, progress=progress)
-    cvs = encode_frames(cv, frames, progress=progress)
+    cvs = encode_structures(cv, frames, progress=progress)
     families = None
     if chart_dir is not None:
         centroids = read_centroids(chart_dir)

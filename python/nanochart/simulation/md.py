@@ -21,7 +21,8 @@ import numpy as np
 from ase import Atoms
 
 from .lammps_session import start_lammps
-from .plumed import LAMMPS_PLUGIN_NAME, find_plumed, lammps_plugin_path, read_colvar
+from .plumed_input import read_colvar
+from .plumed_install import LAMMPS_PLUGIN_NAME, find_plumed, lammps_plugin_path
 
 #: kJ/mol per eV (e N_A / 1000, exact SI constants, computed as the LAMMPS plugin does), nm per
 #: angstrom: LAMMPS metal units as PLUMED sees them.
@@ -175,7 +176,7 @@ def run_md(
         )
 
     table = np.array(rows)
-    result = MdResult(*(table[:, k] for k in range(5)))
+    result = MdResult(table[:, 0], table[:, 1], table[:, 2], table[:, 3], table[:, 4])
     np.savetxt(out / "thermo.dat", table, header="time_ps eam_potential_eV kinetic_eV bias_eV temperature_K")
     result.outputs["thermo"] = out / "thermo.dat"
     if frames:
@@ -251,7 +252,7 @@ def plot_run(result: MdResult) -> Path | None:
     """PLUMED's COLVAR of a run (COLVAR_METAD, else COLVAR) as a picture, biased_run.png beside it:
     the path on the plane of the first two CVs, the CVs and the bias against time; None without one.
     Added to ``result.outputs`` as "plot"."""
-    from . import plots
+    from .. import plots
 
     colvar = next((result.outputs[k] for k in ("COLVAR_METAD", "COLVAR") if k in result.outputs), None)
     if colvar is None:

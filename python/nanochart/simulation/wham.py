@@ -43,15 +43,15 @@ def wham(
     (not sampled): a bin of one or two samples would give a value that is only noise."""
     if len(samples) != len(centres) or len(samples) == 0:
         raise ValueError("give one array of CV samples per window centre")
-    kappas = np.broadcast_to(np.asarray(kappas, dtype=float), (len(centres),))
-    if kT <= 0 or np.any(kappas <= 0):
+    kappa = np.broadcast_to(np.asarray(kappas, dtype=float), (len(centres),))
+    if kT <= 0 or np.any(kappa <= 0):
         raise ValueError("kT and every kappa must be positive")
     everything = np.concatenate([np.asarray(s, dtype=float).ravel() for s in samples])
     edges = np.histogram_bin_edges(everything, bins=bins)
     mids = 0.5 * (edges[1:] + edges[:-1])
     counts = np.array([np.histogram(s, bins=edges)[0] for s in samples], dtype=float)  # (K, B)
     totals = counts.sum(axis=1)
-    bias = 0.5 * kappas[:, None] * (mids[None, :] - np.asarray(centres, dtype=float)[:, None]) ** 2 / kT
+    bias = 0.5 * kappa[:, None] * (mids[None, :] - np.asarray(centres, dtype=float)[:, None]) ** 2 / kT
     f = np.zeros(len(samples))
     numerator = counts.sum(axis=0)
     iterations, change = 0, np.inf

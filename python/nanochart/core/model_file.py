@@ -6,11 +6,13 @@ import json
 import os
 import warnings
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from .rdf import RdfSettings
 
 FORMAT_VERSION = 1
 METADATA_FILE = "nanochart.json"
@@ -20,7 +22,7 @@ def export_model(
     module: torch.nn.Module,
     path: str | os.PathLike[str],
     *,
-    rdf: dict[str, Any],
+    rdf: RdfSettings | Mapping[str, Any],
     elements: Sequence[str],
     n_atoms: int,
     cv_names: Sequence[str] | None = None,
@@ -29,24 +31,21 @@ def export_model(
     """Script ``module`` (float64, eval mode) and save it with its metadata to ``path``.
 
     ``module.forward`` must map a float64 batch ``[B, n_bins]`` of raw RDFs to ``[B, D]`` CVs,
-    with any input scaling inside. ``rdf`` holds r_min, r_max, n_bins, sigma and optionally
-    cutoff_sigmas (default 6) and length_unit (default "angstrom"). The file is loaded back
+    with any input scaling inside. ``rdf`` is the :class:`RdfSettings` of the model's input (or
+    its dict: r_min, r_max, n_bins, sigma, optionally cutoff_sigmas and length_unit). The file is loaded back
     through the C++ core before this returns, so a model that breaks the contract fails here.
     """
-    from . import __version__
+    from .. import __version__
     from .cv import CV
 
-    settings = {"cutoff_sigmas": 6.0, "length_unit": "angstrom", **rdf}
-    missing = {"r_min", "r_max", "n_bins", "sigma"} - settings.keys()
-    if missing:
-        raise ValueError(f"rdf settings lack {sorted(missing)}")
+    settings = rdf if isinstance(rdf, RdfSettings) else RdfSettings.from_dict(rdf)
     module = module.double().eval()
     with torch.no_grad():
-        width = module(torch.zeros(2, int(settings["n_bins"]), dtype=torch.float64)).shape[-1]
+        width = module(torch.zeros(2, settings.n_bins, dtype=torch.float64)).shape[-1]
     names = list(cv_names) if cv_names is not None else [f"cv{i + 1}" for i in range(width)]
     metadata: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
-        "rdf": settings,
+        "rdf": settings.as_dict(),
         "cv_names": names,
         "elements": list(elements),
         "n_atoms": int(n_atoms),

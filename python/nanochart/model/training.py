@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from ..core.rdf import RdfSettings
 from .autoencoder import ConvAutoencoder
 from .encoder import ConvEncoder
 
@@ -53,6 +54,12 @@ class ChartAutoencoder(TransformerMixin, BaseEstimator):
     as given (the command line keeps the RDF settings, elements and cluster size there, so that a
     checkpoint alone can be exported).
     """
+
+    # Fitted state (set by fit or from_checkpoint).
+    autoencoder_: ConvAutoencoder
+    history_: dict[str, list[float]]
+    best_loss_: float
+    best_epoch_: int
 
     def __init__(
         self,
@@ -128,7 +135,11 @@ class ChartAutoencoder(TransformerMixin, BaseEstimator):
         if int(self.n_cvs) < 1:
             raise ValueError(f"n_cvs (the latent size) must be at least 1, got {self.n_cvs}")
         device = torch.device(self.device)
-        state = load_checkpoint(self.checkpoint) if resume and self._checkpoint_exists() else None
+        state = (
+            load_checkpoint(self.checkpoint)
+            if resume and self.checkpoint is not None and self._checkpoint_exists()
+            else None
+        )
         if state is None:
             self._start(X, groups)
         else:
@@ -291,14 +302,14 @@ class ChartAutoencoder(TransformerMixin, BaseEstimator):
         self,
         path: str | os.PathLike[str],
         *,
-        rdf: dict[str, Any],
+        rdf: RdfSettings | Mapping[str, Any],
         elements: Sequence[str],
         n_atoms: int,
         cv_names: Sequence[str] | None = None,
         data: str | None = None,
     ) -> Path:
         """Write the encoder as TorchScript with its nanochart.json metadata (see export_model)."""
-        from .export import export_model
+        from ..core.model_file import export_model
 
         training = self.summary()
         if data is not None:
@@ -319,6 +330,8 @@ class ChartAutoencoder(TransformerMixin, BaseEstimator):
         return self.checkpoint is not None and Path(self.checkpoint).is_file()
 
     def _save_checkpoint(self, optimizer: torch.optim.Optimizer) -> None:
+        if self.checkpoint is None:
+            return
         path = Path(self.checkpoint)
         path.parent.mkdir(parents=True, exist_ok=True)
         state = {

@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from . import _core
+from .. import _core
+from .rdf import RdfSettings
 
 
 class AtomCountWarning(UserWarning):
@@ -67,13 +68,13 @@ class CV:
         return int(self._core.n_atoms)
 
     @property
-    def rdf_settings(self) -> dict[str, Any]:
-        """The RDF settings of the model: r_min, r_max, n_bins, sigma, cutoff_sigmas, length_unit."""
-        return dict(self.metadata["rdf"])
+    def rdf_settings(self) -> RdfSettings:
+        """The RDF settings of the model (r_min, r_max, n_bins, sigma, cutoff_sigmas, length_unit)."""
+        return RdfSettings.from_dict(self.metadata["rdf"])
 
     @property
     def length_unit(self) -> str:
-        return str(self.metadata["rdf"].get("length_unit", "angstrom"))
+        return self.rdf_settings.length_unit
 
     def compute(
         self, positions: ArrayLike, box: ArrayLike | None = None

@@ -52,6 +52,8 @@ class ConvEncoder(nn.Module):
             raise ValueError(f"n_cvs must be at least 1, got {n_cvs}")
         if len(channels) != 5:
             raise ValueError(f"the encoder has five convolution blocks; got {len(channels)} channel counts")
+        self.input_mean: torch.Tensor
+        self.input_scale: torch.Tensor
         self.register_buffer("input_mean", torch.zeros(n_bins))
         self.register_buffer("input_scale", torch.ones(n_bins))
         length = conv_lengths(n_bins, kernel_size, stride)[-1]

@@ -172,11 +172,11 @@ def _plumed_input(demo: Demo) -> None:
 
 
 def _driver(demo: Demo) -> None:
-    from ase.io import read
-
-    from .cv import CV
-    from .featurize import encode_frames
-    from .plumed import find_plumed, plugin_path, run_driver, write_driver_xyz
+    from ..core.cv import CV
+    from ..data.structures import read_structures
+    from ..model.features import encode_structures
+    from ..simulation.plumed_driver import run_driver, write_driver_xyz
+    from ..simulation.plumed_install import find_plumed, plugin_path
 
     demo.announce("`plumed driver` with RDF_ENCODER on the MD trajectory")
     out = demo.out
@@ -185,7 +185,7 @@ def _driver(demo: Demo) -> None:
         reason = "no PLUMED found (put `plumed` on PATH)" if plumed is None else "the plugin is not built"
         print(f"skipped    {reason}; see README, 'In PLUMED'")
         return
-    frames = read(out / "md" / "trajectory.extxyz", ":")
+    frames = read_structures(out / "md" / "trajectory.extxyz")
     trajectory = write_driver_xyz(frames, out / "driver" / "trajectory.xyz")
     text = (out / "plumed.dat").read_text()
     print(f"$ cd {out / 'driver'}")
@@ -194,7 +194,7 @@ def _driver(demo: Demo) -> None:
     if run.returncode != 0:
         raise RuntimeError(f"plumed driver failed:\n{run.stdout[-2000:]}\n{run.stderr[-2000:]}")
     colvar = np.loadtxt(out / "driver" / "COLVAR", ndmin=2)[:, 1:]
-    ours = encode_frames(CV(out / "model.pt"), frames, progress=False)
+    ours = encode_structures(CV(out / "model.pt"), frames, progress=False)
     difference = float(np.abs(colvar - ours).max())
     print(
         f"PLUMED     {plumed.version}: CVs of {len(frames)} frames from RDF_ENCODER match nanochart.CV "
@@ -204,7 +204,7 @@ def _driver(demo: Demo) -> None:
 
 
 def _biased_md(demo: Demo) -> None:
-    from .plumed import find_plumed, plugin_path
+    from ..simulation.plumed_install import find_plumed, plugin_path
 
     demo.announce("biased MD: well-tempered metadynamics on (cv1, cv2) through RDF_ENCODER in LAMMPS")
     out, s = demo.out, demo.settings

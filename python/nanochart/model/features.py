@@ -1,9 +1,6 @@
-"""Data sets of cluster structures -> RDF arrays, through the C++ core (never a second RDF).
-
-Any ASE-readable file (extxyz, xyz, LAMMPS dump, ASE trajectory) holding structures of one cluster
-size is a data set. RDFs are computed in parallel over structures by ``nanochart._core`` and cached
-on disk, keyed by the file's content and the RDF settings.
-"""
+"""RDF features of data sets, through the C++ core (never a second RDF), and the CVs of structures
+through a model; both in batches over structures. RDFs are computed in parallel by
+``nanochart._core`` and cached on disk, keyed by the file's content and the RDF settings."""
 
 from __future__ import annotations
 
@@ -11,7 +8,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,77 +16,13 @@ import numpy as np
 from ase import Atoms
 from scipy.spatial.distance import pdist
 
-from . import _core
+from .. import _core
+from ..core.rdf import DEFAULT_BINS, DEFAULT_CUTOFF_SIGMAS, DEFAULT_SIGMA, RdfSettings
+from ..data.structures import check_structures, positions_of, read_structures, thermal_frames
 
-#: Gaussian width in angstrom: resolves the fcc/hcp/icosahedral second-shell splittings of Au, Ag
-#: and Cu (0.3-0.5 angstrom apart) while smoothing thermal noise, as in the paper's KDE.
-DEFAULT_SIGMA = 0.1
-#: Grid points: with r_max about 16 angstrom for 147-atom clusters, a spacing of 0.08 angstrom
-#: (less than sigma) samples every Gaussian on at least 2.5 points per sigma.
-DEFAULT_BINS = 200
 #: Featurisation batch (structures per core call): large enough to keep both cores busy, small
 #: enough for a responsive progress bar.
 BATCH = 256
-
-
-@dataclass(frozen=True)
-class RdfSettings:
-    """The RDF of docs/design.md: grid r_min..r_max (inclusive, n_bins points), Gaussian width sigma."""
-
-    r_min: float
-    r_max: float
-    n_bins: int
-    sigma: float
-    cutoff_sigmas: float = 6.0
-    length_unit: str = "angstrom"
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def read_structures(path: str | os.PathLike[str], index: str = ":") -> list[Atoms]:
-    """Every structure of an ASE-readable file, checked to form a data set (one cluster size, finite)."""
-    from ase.io import read
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no data set file at {path}")
-    try:
-        frames = read(path, index=index)
-    except Exception as error:  # ASE raises many types for unreadable input
-        raise ValueError(
-            f"cannot read {path} as a structure file ({type(error).__name__}: {error})"
-        ) from error
-    if isinstance(frames, Atoms):
-        frames = [frames]
-    if not frames:
-        raise ValueError(f"{path} holds no structures")
-    check_structures(frames, source=str(path))
-    return list(frames)
-
-
-def check_structures(frames: Sequence[Atoms], source: str = "the data set") -> None:
-    """Raise ValueError for mixed atom counts, too few atoms or non-finite coordinates."""
-    sizes = {len(atoms) for atoms in frames}
-    if len(sizes) > 1:
-        first = len(frames[0])
-        odd = next(i for i, atoms in enumerate(frames) if len(atoms) != first)
-        raise ValueError(
-            f"{source} mixes cluster sizes: frame 0 has {first} atoms, frame {odd} has {len(frames[odd])}; "
-            "a data set holds one cluster size (split the file by size)"
-        )
-    if len(frames[0]) < 2:
-        raise ValueError(f"{source}: structures need at least 2 atoms")
-    for i, atoms in enumerate(frames):
-        bad = ~np.isfinite(atoms.positions)
-        if bad.any():
-            raise ValueError(
-                f"{source}: frame {i}, atom {int(np.argwhere(bad)[0][0])} has a NaN or infinite coordinate"
-            )
-
-
-def positions_of(frames: Sequence[Atoms]) -> np.ndarray:
-    return np.ascontiguousarray(np.stack([atoms.positions for atoms in frames]), dtype=np.float64)
 
 
 def choose_settings(
@@ -97,7 +30,7 @@ def choose_settings(
     *,
     sigma: float = DEFAULT_SIGMA,
     n_bins: int = DEFAULT_BINS,
-    cutoff_sigmas: float = 6.0,
+    cutoff_sigmas: float = DEFAULT_CUTOFF_SIGMAS,
 ) -> RdfSettings:
     """Settings covering the data: r_max is the largest pair distance plus the kernel reach, rounded
     up to 0.5 angstrom, so no pair of any structure falls off the grid."""
@@ -121,9 +54,8 @@ def featurize(
     are grouped by cell so that each core call shares one box.
     """
     threads = num_threads or os.cpu_count() or 1
-    args = (settings.r_min, settings.r_max, settings.n_bins, settings.sigma, settings.cutoff_sigmas)
     return _map_batches(
-        frames, settings.n_bins, "RDFs", progress, lambda x, cell: _core.rdf_batch(x, *args, cell, threads)
+        frames, settings.n_bins, "RDFs", progress, lambda x, cell: _core.rdf_batch(x, settings, cell, threads)
     )
 
 
@@ -136,24 +68,6 @@ def _group_by_box(boxes: list[np.ndarray | None]) -> dict[bytes | None, np.ndarr
 
 def default_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "nanochart"
-
-
-def thermal_frames(frames: Sequence[Atoms]) -> tuple[list[Atoms], np.ndarray]:
-    """The thermal snapshots stored with quenched structures (per-atom arrays ``thermal_1`` ...,
-    angstrom, as `nanochart generate` writes them) as frames, and for each the index of the frame
-    it quenches to; ``([], empty)`` for data sets without them."""
-    snapshots, owners = [], []
-    for index, atoms in enumerate(frames):
-        k = 1
-        while f"thermal_{k}" in atoms.arrays:
-            snapshot = Atoms(atoms.symbols, positions=atoms.arrays[f"thermal_{k}"])
-            snapshot.info.update(
-                {key: atoms.info[key] for key in ("temperature", "label") if key in atoms.info}
-            )
-            snapshots.append(snapshot)
-            owners.append(index)
-            k += 1
-    return snapshots, np.asarray(owners, dtype=np.int64)
 
 
 def featurize_file(
@@ -177,7 +91,7 @@ def featurize_file(
     ``$XDG_CACHE_HOME/nanochart``) under a key made of the file's content and the settings, so a
     second call with the same file and settings only reads.
     """
-    from . import __version__
+    from .. import __version__
 
     frames = read_structures(path)
     snapshots = thermal_frames(frames)[0] if thermal else []
@@ -211,6 +125,17 @@ class TrainingData:
     settings: RdfSettings
     frames: list[Atoms]
     n_thermal: int
+    source: str = ""
+
+    def model_metadata(self) -> dict[str, Any]:
+        """What an exported model records of its data: RDF settings, elements, cluster size, file."""
+        return {
+            "rdf": self.settings.as_dict(),
+            "elements": sorted(set(self.frames[0].get_chemical_symbols())),
+            "n_atoms": len(self.frames[0]),
+            "data": self.source,
+            "thermal_snapshots": self.n_thermal,
+        }
 
     @property
     def anchors(self) -> np.ndarray:
@@ -253,20 +178,11 @@ def training_data(
         settings=settings,
         frames=frames,
         n_thermal=len(owners),
+        source=str(path),
     )
 
 
-def structure_labels(
-    frames: Sequence[Atoms], keys: Sequence[str] = ("label", "cna_label", "motif")
-) -> list[str] | None:
-    """Per-structure labels from the frames' info (the first of ``keys`` that every frame has)."""
-    for key in keys:
-        if all(key in atoms.info for atoms in frames):
-            return [str(atoms.info[key]) for atoms in frames]
-    return None
-
-
-def encode_frames(cv, frames: Sequence[Atoms], *, progress: bool = True) -> np.ndarray:
+def encode_structures(cv, frames: Sequence[Atoms], *, progress: bool = True) -> np.ndarray:
     """CV values ``(B, D)`` of the structures through ``cv`` (a :class:`nanochart.CV`), batched,
     grouped by periodic cell like :func:`featurize`."""
     return _map_batches(frames, cv.n_cvs, "CVs", progress, cv.values)

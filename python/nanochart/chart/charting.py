@@ -21,9 +21,10 @@ from ase.io import write
 from scipy.spatial.distance import pdist
 from sklearn.cluster import MeanShift
 
-from . import plots
-from .cv import CV
-from .featurize import encode_frames, read_structures, structure_labels, thermal_frames
+from .. import plots
+from ..core.cv import CV
+from ..data.structures import read_structures, structure_labels, thermal_frames
+from ..model.features import encode_structures
 
 #: Mean shift costs O(n^2) per iteration; the scan and the fit use at most this many points, and
 #: every structure is then assigned to the nearest family centroid.
@@ -202,24 +203,25 @@ def thermal_separation(
         return None
     truth = np.array(structure_labels(held_out_frames))
     knn = KNeighborsClassifier(n_neighbors=min(k, len(cvs))).fit(cvs, labels)
-    thermal_cvs = encode_frames(cv, snapshots, progress=progress)
+    thermal_cvs = encode_structures(cv, snapshots, progress=progress)
     thermal_right = knn.predict(thermal_cvs) == truth[owners]
     quench_right = knn.predict(held_out_cvs) == truth
     temperature = np.array([float(atoms.info.get("temperature", np.nan)) for atoms in held_out_frames])
     snapshot_temperature = np.array([float(atoms.info.get("temperature", np.nan)) for atoms in snapshots])
-    per_t: dict[str, dict[float, float]] = {"thermal": {}, "quenched": {}, "n": {}}
+    per_t: dict[str, dict[float, float]] = {"thermal": {}, "quenched": {}}
+    counts: dict[float, int] = {}
     for t in np.unique(snapshot_temperature):
         mine = snapshot_temperature == t
         per_t["thermal"][float(t)] = float(thermal_right[mine].mean())
         # The quenches of the structures sampled at that temperature.
         same = temperature == t
         per_t["quenched"][float(t)] = float(quench_right[same].mean()) if same.any() else float("nan")
-        per_t["n"][float(t)] = int(mine.sum())
+        counts[float(t)] = int(mine.sum())
     label_names = sorted(set(labels))
     centroids = np.array([cvs[np.asarray(labels) == name].mean(axis=0) for name in label_names])
     spacing = float(np.median(pdist(centroids))) if len(centroids) > 1 else float("nan")
     shift = float(np.median(np.linalg.norm(thermal_cvs - held_out_cvs[owners], axis=1)))
-    return ThermalSeparation(k, per_t["thermal"], per_t["quenched"], per_t["n"], shift, spacing)
+    return ThermalSeparation(k, per_t["thermal"], per_t["quenched"], counts, shift, spacing)
 
 
 def chart(
@@ -240,7 +242,7 @@ def chart(
     """
     cv = model if isinstance(model, CV) else CV(model, num_threads=os.cpu_count() or 1)
     frames = read_structures(data)
-    cvs = encode_frames(cv, frames, progress=progress)
+    cvs = encode_structures(cv, frames, progress=progress)
     scan = scan_bandwidths(cvs, bandwidths)
     families, centroids = find_families(cvs, scan.chosen)
     labels = structure_labels(frames)
@@ -255,7 +257,7 @@ def chart(
                 f"--held-out needs labels (info key `label`) in both {data} and {held_out}: "
                 "data sets from `nanochart generate` have them"
             )
-        test_cvs = encode_frames(cv, test_frames, progress=progress)
+        test_cvs = encode_structures(cv, test_frames, progress=progress)
         result.separation = knn_separation(cvs, labels, test_cvs, test_labels)
         result.thermal = thermal_separation(cvs, labels, test_frames, test_cvs, cv, progress=progress)
         report = result.separation.as_dict()

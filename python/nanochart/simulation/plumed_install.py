@@ -1,5 +1,4 @@
-"""PLUMED side: find a PLUMED install and the RDF_ENCODER plugin, write a plumed.dat for a model,
-write driver trajectories, run `plumed driver`.
+"""Find a PLUMED install and nanochart's plugins for it (RDF_ENCODER, the LAMMPS fix), or build them.
 
 nanochart uses the user's PLUMED when there is one; where there is none, its set-up
 (`scripts/dev`) installs the PLUMED kernel of the PyPI wheel hillclimber (LGPL) inside the venv,
@@ -11,12 +10,8 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
-from ase import Atoms
 
 PLUGIN_NAME = "libnanochart_plumed.so"
 #: The LAMMPS plugin (fix plumed/nanochart), installed beside it when LAMMPS was found at build time.
@@ -24,6 +19,8 @@ LAMMPS_PLUGIN_NAME = "libnanochart_lammps.so"
 #: The first lines of the launcher that scripts/dev writes for the bundled PLUMED carry this mark.
 BUNDLED_MARK = "nanochart: launcher of the bundled PLUMED"
 BUNDLED_LAUNCHER = Path(sys.prefix) / "bin" / "plumed"
+#: The installed package: the plugins are installed into its lib/, the build record beside _core.
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True)
@@ -90,7 +87,7 @@ def _installed_library(name: str, override: str) -> Path | None:
     """The file the environment variable ``override`` names, else ``name`` as installed with this
     package (nanochart/lib); None when that file is not there."""
     chosen = os.environ.get(override)
-    path = Path(chosen) if chosen else Path(__file__).parent / "lib" / name
+    path = Path(chosen) if chosen else PACKAGE_DIR / "lib" / name
     return path if path.is_file() else None
 
 
@@ -98,6 +95,19 @@ def plugin_path() -> Path | None:
     """The RDF_ENCODER plugin: the file NANOCHART_PLUMED_PLUGIN names (for a plugin built against
     another PLUMED), else the one installed with this package (built when PLUMED was found)."""
     return _installed_library(PLUGIN_NAME, "NANOCHART_PLUMED_PLUGIN")
+
+
+def with_plugin_loaded(plumed_input: str) -> str:
+    """The input with a LOAD line for the RDF_ENCODER plugin first, when it uses RDF_ENCODER and
+    loads nothing itself."""
+    if "RDF_ENCODER" not in plumed_input or "LOAD" in plumed_input:
+        return plumed_input
+    plugin = plugin_path()
+    if plugin is None:
+        raise FileNotFoundError(
+            "the input uses RDF_ENCODER but the plugin is not built: nanochart plugin --build"
+        )
+    return f"LOAD FILE={plugin}\n{plumed_input}"
 
 
 def lammps_plugin_path() -> Path | None:
@@ -161,7 +171,7 @@ def build_plugin(plumed: PlumedInstall, *, jobs: int = 2, verbose: bool = False)
     """
     import json
 
-    info_path = Path(__file__).parent / "_build_info.json"
+    info_path = PACKAGE_DIR / "_build_info.json"
     if not info_path.is_file():
         raise FileNotFoundError(
             "this nanochart install does not record its source tree; reinstall from a clone"
@@ -200,7 +210,7 @@ def build_plugin(plumed: PlumedInstall, *, jobs: int = 2, verbose: bool = False)
             f"the build finished without {built['nanochart_plumed']}: was PLUMED {plumed.version} found? "
             f"see {build}"
         )
-    installed = Path(__file__).parent / "lib"
+    installed = PACKAGE_DIR / "lib"
     installed.mkdir(exist_ok=True)
     for library in built.values():
         # Their build rpaths name torch's and MPI's lib folders, so they load from here; the .json
@@ -215,191 +225,3 @@ def _run_build_step(step: list[str], verbose: bool) -> None:
     if result.returncode != 0:
         tail = "" if verbose else (result.stdout + result.stderr)[-3000:]
         raise RuntimeError(f"building the plugins failed at: {' '.join(step)}\n{tail}")
-
-
-@dataclass(frozen=True)
-class MetadSettings:
-    """Well-tempered metadynamics in a plumed.dat: HEIGHT in kJ/mol, PACE in MD steps; Gaussian
-    widths ``width`` times the spread (standard deviation) of each CV on the chart."""
-
-    height: float = 1.0
-    pace: int = 500
-    biasfactor: float = 20.0
-    width: float = 0.1
-
-    def __post_init__(self) -> None:
-        if self.height <= 0 or self.pace < 1 or self.biasfactor <= 1 or self.width <= 0:
-            raise ValueError(f"METAD needs HEIGHT > 0, PACE >= 1, BIASFACTOR > 1 and width > 0, got {self}")
-
-
-@dataclass(frozen=True)
-class OpesSettings:
-    """OPES_METAD (Invernizzi and Parrinello 2020) in a plumed.dat: BARRIER in kJ/mol (the free
-    energy it should be able to climb), PACE in MD steps; initial kernel widths ``width`` times the
-    spread of each CV on the chart."""
-
-    barrier: float = 100.0
-    pace: int = 500
-    width: float = 0.1
-
-    def __post_init__(self) -> None:
-        if self.barrier <= 0 or self.pace < 1 or self.width <= 0:
-            raise ValueError(f"OPES_METAD needs BARRIER > 0, PACE >= 1 and width > 0, got {self}")
-
-
-def plumed_input(
-    model: str | os.PathLike[str],
-    *,
-    plugin: str | os.PathLike[str] | None = None,
-    stride: int = 1,
-    chart_cvs: np.ndarray | None = None,
-    temperature: float = 300.0,
-    metad: MetadSettings | OpesSettings | None = None,
-    active: bool = False,
-    walls: bool = False,
-) -> str:
-    """A ready plumed.dat for an exported model: LOAD the plugin, RDF_ENCODER on atoms 1..n_atoms
-    of a cluster in vacuum, PRINT every CV to COLVAR; then a bias on the first two CVs at
-    ``temperature`` (K), well-tempered METAD (``MetadSettings``, the default) or OPES_METAD
-    (``OpesSettings``), commented out unless ``active``. Its PRINT writes COLVAR_METAD: the biased
-    CVs, the bias and a column of log-weights for reweighting (``metad.rbias``, the bias minus
-    c(t), or ``opes.bias``; in kJ/mol, divide by kT).
-
-    With ``chart_cvs`` (the CVs of a charted data set, ``chart.read_chart_cvs``) the widths are the
-    settings' fraction of the CVs' spread there and METAD's bias lives on a grid (hills cost O(1) per
-    step) reaching twice the chart's extent beyond it on each side; otherwise widths are 0.05, no
-    grid (and no reweighting column for METAD, which needs the grid). With ``walls`` and a chart,
-    UPPER_WALLS and LOWER_WALLS (KAPPA 200 kJ/mol per CV unit squared) at the chart's 1st and 99th
-    percentiles of each biased CV keep the bias from pushing the cluster off the chart, where the
-    CVs no longer describe structure (without them, metadynamics at 450 K drove Au147 to CV values
-    no training structure has, and it stayed amorphous there).
-    """
-    from .export import read_metadata
-
-    model = Path(model).resolve()
-    metadata = read_metadata(model)
-    names = metadata["cv_names"]
-    bias = metad or MetadSettings()
-    load = (
-        f"LOAD FILE={Path(plugin).resolve()}"
-        if plugin
-        else "# LOAD FILE=/path/to/libnanochart_plumed.so   # build it: nanochart plugin --build"
-    )
-    biased = names[:2]
-    arguments = ",".join(f"cv.{name}" for name in biased)
-    if walls and chart_cvs is None:
-        raise ValueError("walls sit at the chart's edges: give chart_cvs")
-    cvs = None if chart_cvs is None else np.asarray(chart_cvs, dtype=np.float64)[:, : len(biased)]
-    if cvs is None:
-        sigma, grid = ",".join(["0.05"] * len(biased)), ""
-    else:
-        low, high = cvs.min(axis=0), cvs.max(axis=0)
-        extent = high - low
-        sigma = ",".join(f"{s:.3g}" for s in bias.width * cvs.std(axis=0))
-        grid = " GRID_MIN=" + ",".join(f"{v:.3g}" for v in low - 2 * extent)
-        grid += " GRID_MAX=" + ",".join(f"{v:.3g}" for v in high + 2 * extent)
-    if isinstance(bias, OpesSettings):
-        title = "OPES_METAD on the first two CVs (BARRIER in kJ/mol, PACE in steps, TEMP in K)"
-        line = (
-            f"opes: OPES_METAD ARG={arguments} SIGMA={sigma} BARRIER={bias.barrier:g} PACE={bias.pace}"
-            f" TEMP={temperature:g} FILE=KERNELS STATE_WFILE=STATE"
-        )
-        weights = "opes.bias"
-    else:
-        title = "Well-tempered metadynamics on the first two CVs (HEIGHT in kJ/mol, PACE in steps, TEMP in K)"
-        line = (
-            f"metad: METAD ARG={arguments} SIGMA={sigma}{grid} HEIGHT={bias.height:g} PACE={bias.pace}"
-            f" BIASFACTOR={bias.biasfactor:g} TEMP={temperature:g} FILE=HILLS"
-        )
-        line += " CALC_RCT" if grid else ""
-        weights = "metad.bias,metad.rbias" if grid else "metad.bias"
-    printed = f"PRINT ARG={arguments},{weights} STRIDE={stride} FILE=COLVAR_METAD FMT=%.10f"
-    extra = []
-    if walls:
-        kappa = ",".join(["200"] * len(biased))
-        for name, edge in (("UPPER_WALLS", 99), ("LOWER_WALLS", 1)):
-            at = ",".join(f"{v:.3g}" for v in np.percentile(cvs, edge, axis=0))
-            extra.append(f"{name.split('_')[0].lower()}: {name} ARG={arguments} AT={at} KAPPA={kappa}")
-    rdf = metadata["rdf"]
-    grid_text = (
-        f"r = {rdf['r_min']}..{rdf['r_max']} angstrom, {rdf['n_bins']} bins, sigma {rdf['sigma']} angstrom"
-    )
-    comment = "" if active else "# "
-    lines = [
-        f"# nanochart model {model.name}: {metadata['n_atoms']} {'/'.join(metadata['elements'])} atoms,",
-        f"# RDF {grid_text}.",
-        "# Units: PLUMED's (nm, kJ/mol, ps); RDF_ENCODER converts lengths to the model's angstrom.",
-        load,
-        f"cv: RDF_ENCODER MODEL={model} GROUP=1-{metadata['n_atoms']} NOPBC",
-        f"PRINT ARG={','.join(f'cv.{name}' for name in names)} STRIDE={stride} FILE=COLVAR FMT=%.10f",
-        "",
-        f"# {title}" + ("." if active else ": uncomment."),
-        comment + line,
-        comment + printed,
-        *(comment + wall for wall in extra),
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def read_colvar(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
-    """A PLUMED output file (COLVAR, HILLS) as columns named by its `#! FIELDS` line; PLUMED writes
-    time in ps and energies in its energy unit (kJ/mol unless the input says UNITS)."""
-    path = Path(path)
-    with open(path) as handle:
-        header = handle.readline().split()
-    if header[:2] != ["#!", "FIELDS"]:
-        raise ValueError(f"{path} is not a PLUMED output file (no '#! FIELDS' line)")
-    values = np.loadtxt(path, comments="#", ndmin=2)
-    names = header[2:]
-    if values.shape[1] != len(names):
-        raise ValueError(f"{path}: {values.shape[1]} columns but {len(names)} FIELDS")
-    return {name: values[:, k] for k, name in enumerate(names)}
-
-
-def write_driver_xyz(frames: Sequence[Atoms], path: str | os.PathLike[str]) -> Path:
-    """Trajectory in the xyz flavour `plumed driver --ixyz` reads: the comment line holds the 9
-    cell components (rows, zero for a cluster in vacuum). Lengths as in the frames (angstrom for
-    ASE), so run the driver with `--length-units A`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as handle:
-        for atoms in frames:
-            cell = np.asarray(atoms.cell).ravel() if atoms.pbc.all() else np.zeros(9)
-            handle.write(f"{len(atoms)}\n" + " ".join(f"{v:.12f}" for v in cell) + "\n")
-            for symbol, (x, y, z) in zip(atoms.get_chemical_symbols(), atoms.positions, strict=True):
-                handle.write(f"{symbol} {x:.12f} {y:.12f} {z:.12f}\n")
-    return path
-
-
-def run_driver(
-    plumed_input: str,
-    trajectory: str | os.PathLike[str],
-    workdir: str | os.PathLike[str],
-    *,
-    extra: Sequence[str] = (),
-    plumed: PlumedInstall | None = None,
-    mpi_ranks: int = 0,
-) -> subprocess.CompletedProcess:
-    """Run `plumed driver --ixyz TRAJ --length-units A` on an input text in workdir; with
-    ``mpi_ranks`` > 0 under `mpiexec -n mpi_ranks` (which needs an MPI build of PLUMED)."""
-    plumed = plumed or find_plumed()
-    if plumed is None:
-        raise FileNotFoundError("no PLUMED found: put `plumed` on PATH or set PLUMED_KERNEL")
-    workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "plumed.dat").write_text(plumed_input)
-    driver = [
-        "driver",
-        "--plumed",
-        "plumed.dat",
-        "--ixyz",
-        str(Path(trajectory).resolve()),
-        "--length-units",
-        "A",
-    ]
-    if mpi_ranks > 0:
-        mpiexec = shutil.which("mpiexec") or str(Path(sys.prefix) / "bin" / "mpiexec")
-        command = [mpiexec, "-n", str(mpi_ranks), str(plumed.executable), *driver, *extra]
-    else:
-        command = [str(plumed.executable), "--no-mpi", *driver, *extra]
-    return subprocess.run(command, cwd=workdir, capture_output=True, text=True)

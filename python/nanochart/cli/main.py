@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import signal
 import sys
 from collections.abc import Sequence
@@ -11,14 +10,10 @@ from pathlib import Path
 
 
 def _train(args: argparse.Namespace) -> None:
-    from . import plots
-    from .featurize import RdfSettings, training_data
-    from .training import ChartAutoencoder
+    from ..core.rdf import RdfSettings
+    from ..model.features import training_data
+    from ..model.workflow import train
 
-    out = Path(args.out)
-    checkpoint = out / "checkpoint.pt"
-    if args.resume and not checkpoint.is_file():
-        raise FileNotFoundError(f"--resume: no checkpoint at {checkpoint}")
     settings = None
     if args.r_max is not None:
         settings = RdfSettings(r_min=0.0, r_max=args.r_max, n_bins=args.n_bins, sigma=args.sigma)
@@ -30,17 +25,21 @@ def _train(args: argparse.Namespace) -> None:
         sigma=args.sigma,
         n_bins=args.n_bins,
     )
-    settings, frames = data.settings, data.frames
+    frames, settings = data.frames, data.settings
     denoising = (
         f"; {data.n_thermal} thermal snapshots, each trained to land on its quench" if data.n_thermal else ""
     )
     print(f"data       {args.data}: {len(frames)} structures of {len(frames[0])} atoms{denoising}")
-    grid = f"r = {settings.r_min}..{settings.r_max} angstrom, {settings.n_bins} bins"
-    print(f"RDF        {grid}, sigma {settings.sigma} angstrom")
+    unit = settings.length_unit
+    grid = f"r = {settings.r_min}..{settings.r_max} {unit}, {settings.n_bins} bins"
+    print(f"RDF        {grid}, sigma {settings.sigma} {unit}")
     # Options left unset take the estimator's defaults, so they are defined once.
-    defaults = {"consistency": args.consistency} if args.consistency is not None else {}
-    model = ChartAutoencoder(
-        **defaults,
+    optional = {"consistency": args.consistency} if args.consistency is not None else {}
+    run = train(
+        data,
+        args.out,
+        resume=args.resume,
+        **optional,
         n_cvs=args.n_cvs,
         channels=args.channels,
         kernel_size=args.kernel_size,
@@ -53,51 +52,28 @@ def _train(args: argparse.Namespace) -> None:
         validation_fraction=args.validation_fraction,
         seed=args.seed,
         device=args.device,
-        checkpoint=checkpoint,
-        metadata={
-            "rdf": settings.as_dict(),
-            "elements": sorted(set(frames[0].get_chemical_symbols())),
-            "n_atoms": len(frames[0]),
-            "data": str(args.data),
-            "thermal_snapshots": data.n_thermal,
-        },
     )
-    model.fit(data.inputs, data.targets, groups=data.groups, anchors=data.anchors, resume=args.resume)
-    summary = model.summary()
-    (out / "training.json").write_text(json.dumps(summary, indent=1))
-    plots.loss_curve(model.history_, model.best_epoch_, out / "loss.png")
+    summary = run.summary
     print(
         f"training   {summary['epochs_run']} epochs, best {summary['best_epoch']}: train loss "
         f"{summary['train_loss']:.4g}, validation loss {summary['validation_loss']:.4g} (standardised MSE)"
     )
-    print(f"wrote      {checkpoint}, {out / 'loss.png'}, {out / 'training.json'}")
-    print(f"next       nanochart export {checkpoint} --out model.pt")
+    _print_outputs(run.outputs)
+    print(f"next       nanochart export {run.outputs['checkpoint']} --out model.pt")
 
 
 def _export(args: argparse.Namespace) -> None:
-    from .training import ChartAutoencoder
+    from ..model.workflow import export_checkpoint
 
-    model = ChartAutoencoder.from_checkpoint(args.checkpoint)
-    metadata = model.metadata or {}
-    missing = {"rdf", "elements", "n_atoms"} - metadata.keys()
-    if missing:
-        raise ValueError(f"{args.checkpoint} lacks {sorted(missing)}: train it with `nanochart train`")
     names = args.cv_names.split(",") if args.cv_names else None
-    path = model.export(
-        args.out,
-        rdf=metadata["rdf"],
-        elements=metadata["elements"],
-        n_atoms=metadata["n_atoms"],
-        cv_names=names,
-        data=metadata.get("data"),
-    )
+    path, model = export_checkpoint(args.checkpoint, args.out, cv_names=names)
     print(
         f"wrote      {path} (TorchScript encoder with nanochart.json; validation loss {model.best_loss_:.4g})"
     )
 
 
 def _chart(args: argparse.Namespace) -> None:
-    from .chart import chart
+    from ..chart.charting import chart
 
     result = chart(args.model, args.data, args.out, n_nearest=args.nearest, held_out=args.held_out)
     shown = min(len(result.centroids), 12)
@@ -130,7 +106,7 @@ def _chart(args: argparse.Namespace) -> None:
 
 
 def _project(args: argparse.Namespace) -> None:
-    from .project import project
+    from ..chart.projection import project
 
     result = project(
         args.model,
@@ -169,9 +145,7 @@ def _channels(text: str) -> tuple[int, ...]:
 
 
 def _generate(args: argparse.Namespace) -> None:
-    from . import plots
-    from .data.cna import CLUSTER_LABELS
-    from .data.sampling import GenerateSettings, default_temperatures, generate, label_table
+    from ..data.sampling import GenerateSettings, default_temperatures, generate, label_table
 
     temperatures = args.temperatures or default_temperatures(args.element)
     settings = GenerateSettings(
@@ -200,28 +174,18 @@ def _generate(args: argparse.Namespace) -> None:
         )
     except KeyboardInterrupt:
         raise RuntimeError(f"interrupted: rerun the same command to resume {args.out}") from None
-    out = Path(args.out)
-    table = label_table(result.labels)
-    table_path = out.with_name(out.stem + ".labels.txt")
-    table_path.write_text(table + "\n")
-    figure = plots.label_distribution(
-        result.labels,
-        CLUSTER_LABELS,
-        out.with_name(out.stem + ".labels.png"),
-        title=f"{settings.element}{settings.n_atoms}: CNA labels of the quenched structures",
-    )
     print(
         f"kept       {result.kept} of {result.sampled} snapshots ({result.duplicates} duplicates, "
         f"{result.evaporated} with an evaporated atom dropped)"
     )
-    print(table)
-    for path in (out, table_path, figure):
-        print(f"wrote      {path}")
+    print(label_table(result.labels))
+    _print_outputs(result.outputs)
 
 
 def _plumed_input(args: argparse.Namespace) -> None:
-    from .chart import read_chart_cvs
-    from .plumed import MetadSettings, plugin_path, plumed_input
+    from ..chart.charting import read_chart_cvs
+    from ..simulation.plumed_input import MetadSettings, plumed_input
+    from ..simulation.plumed_install import plugin_path
 
     text = plumed_input(
         args.model,
@@ -252,15 +216,10 @@ def _demo(args: argparse.Namespace) -> None:
 
 
 def _label(args: argparse.Namespace) -> None:
-    from ase.io import write
+    from ..data.cna import label_file
+    from ..data.sampling import count_labels, label_table, sorted_by_temperature
 
-    from .data.cna import label_frames
-    from .data.sampling import count_labels, label_table, sorted_by_temperature
-    from .featurize import read_structures
-
-    frames = read_structures(args.data)
-    label_frames(frames, workers=args.workers)
-    write(args.out, frames, format="extxyz")
+    frames = label_file(args.data, args.out, workers=args.workers)
     print(label_table(sorted_by_temperature(count_labels(frames, {}))))
     print(f"wrote      {args.out} ({len(frames)} structures, CNA labels per structure and per atom)")
 
@@ -273,21 +232,12 @@ def _temperatures(text: str) -> tuple[float, ...]:
 
 
 def _md(args: argparse.Namespace) -> None:
-    from .featurize import read_structures
-    from .md import run_md
-    from .plumed import plugin_path
+    from ..data.structures import read_structures
+    from ..simulation.md import run_md
+    from ..simulation.plumed_install import with_plugin_loaded
 
     atoms = read_structures(args.structure)[args.frame]
-    text = None
-    if args.plumed is not None:
-        text = Path(args.plumed).read_text()
-        if "RDF_ENCODER" in text and "LOAD" not in text:
-            plugin = plugin_path()
-            if plugin is None:
-                raise FileNotFoundError(
-                    "the input uses RDF_ENCODER but the plugin is not built: nanochart plugin --build"
-                )
-            text = f"LOAD FILE={plugin}\n{text}"
+    text = None if args.plumed is None else with_plugin_loaded(Path(args.plumed).read_text())
     options = {
         "steps": args.steps,
         "temperature": args.temperature,
@@ -304,7 +254,7 @@ def _md(args: argparse.Namespace) -> None:
 
 
 def _md_walkers(args: argparse.Namespace, atoms, text: str | None, options: dict) -> None:
-    from .md import run_walkers
+    from ..simulation.md import run_walkers
 
     if text is None:
         raise ValueError("--walkers share a METAD bias: give the input with --plumed")
@@ -317,7 +267,7 @@ def _md_walkers(args: argparse.Namespace, atoms, text: str | None, options: dict
 
 
 def _report_md(args: argparse.Namespace, result) -> None:
-    from .md import plot_run
+    from ..simulation.md import plot_run
 
     # Energy conservation is the check for NVE; with a thermostat, the mean temperature is.
     if args.thermostat == "nve":
@@ -333,7 +283,7 @@ def _report_md(args: argparse.Namespace, result) -> None:
 
 
 def _plugin(args: argparse.Namespace) -> None:
-    from .plumed import build_plugin, find_plumed, plugin_report
+    from ..simulation.plumed_install import build_plugin, find_plumed, plugin_report
 
     if args.build:
         plumed = find_plumed()
@@ -347,7 +297,8 @@ def _plugin(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .featurize import DEFAULT_BINS, DEFAULT_SIGMA, TARGETS
+    from ..core.rdf import DEFAULT_BINS, DEFAULT_SIGMA
+    from ..model.features import TARGETS
 
     parser = argparse.ArgumentParser(
         prog="nanochart", description="Chart nanocluster structures and bias MD on the chart."
@@ -557,7 +508,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from ._core import ModelError
+    from .._core import ModelError
 
     try:
         args.run(args)

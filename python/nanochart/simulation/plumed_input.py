@@ -1,0 +1,150 @@
+"""PLUMED input for a model: the RDF_ENCODER line, optional METAD or OPES_METAD with walls, and
+reading PLUMED's output files (COLVAR, HILLS)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..core.model_file import read_metadata
+from ..core.rdf import RdfSettings
+
+
+@dataclass(frozen=True)
+class MetadSettings:
+    """Well-tempered metadynamics in a plumed.dat: HEIGHT in kJ/mol, PACE in MD steps; Gaussian
+    widths ``width`` times the spread (standard deviation) of each CV on the chart."""
+
+    height: float = 1.0
+    pace: int = 500
+    biasfactor: float = 20.0
+    width: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.height <= 0 or self.pace < 1 or self.biasfactor <= 1 or self.width <= 0:
+            raise ValueError(f"METAD needs HEIGHT > 0, PACE >= 1, BIASFACTOR > 1 and width > 0, got {self}")
+
+
+@dataclass(frozen=True)
+class OpesSettings:
+    """OPES_METAD (Invernizzi and Parrinello 2020) in a plumed.dat: BARRIER in kJ/mol (the free
+    energy it should be able to climb), PACE in MD steps; initial kernel widths ``width`` times the
+    spread of each CV on the chart."""
+
+    barrier: float = 100.0
+    pace: int = 500
+    width: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.barrier <= 0 or self.pace < 1 or self.width <= 0:
+            raise ValueError(f"OPES_METAD needs BARRIER > 0, PACE >= 1 and width > 0, got {self}")
+
+
+def plumed_input(
+    model: str | os.PathLike[str],
+    *,
+    plugin: str | os.PathLike[str] | None = None,
+    stride: int = 1,
+    chart_cvs: np.ndarray | None = None,
+    temperature: float = 300.0,
+    metad: MetadSettings | OpesSettings | None = None,
+    active: bool = False,
+    walls: bool = False,
+) -> str:
+    """A ready plumed.dat for an exported model: LOAD the plugin, RDF_ENCODER on atoms 1..n_atoms
+    of a cluster in vacuum, PRINT every CV to COLVAR; then a bias on the first two CVs at
+    ``temperature`` (K), well-tempered METAD (``MetadSettings``, the default) or OPES_METAD
+    (``OpesSettings``), commented out unless ``active``. Its PRINT writes COLVAR_METAD: the biased
+    CVs, the bias and a column of log-weights for reweighting (``metad.rbias``, the bias minus
+    c(t), or ``opes.bias``; in kJ/mol, divide by kT).
+
+    With ``chart_cvs`` (the CVs of a charted data set, ``chart.read_chart_cvs``) the widths are the
+    settings' fraction of the CVs' spread there and METAD's bias lives on a grid (hills cost O(1) per
+    step) reaching twice the chart's extent beyond it on each side; otherwise widths are 0.05, no
+    grid (and no reweighting column for METAD, which needs the grid). With ``walls`` and a chart,
+    UPPER_WALLS and LOWER_WALLS (KAPPA 200 kJ/mol per CV unit squared) at the chart's 1st and 99th
+    percentiles of each biased CV keep the bias from pushing the cluster off the chart, where the
+    CVs no longer describe structure (without them, metadynamics at 450 K drove Au147 to CV values
+    no training structure has, and it stayed amorphous there).
+    """
+
+    model = Path(model).resolve()
+    metadata = read_metadata(model)
+    names = metadata["cv_names"]
+    bias = metad or MetadSettings()
+    load = (
+        f"LOAD FILE={Path(plugin).resolve()}"
+        if plugin
+        else "# LOAD FILE=/path/to/libnanochart_plumed.so   # build it: nanochart plugin --build"
+    )
+    biased = names[:2]
+    arguments = ",".join(f"cv.{name}" for name in biased)
+    if walls and chart_cvs is None:
+        raise ValueError("walls sit at the chart's edges: give chart_cvs")
+    cvs = None if chart_cvs is None else np.asarray(chart_cvs, dtype=np.float64)[:, : len(biased)]
+    if cvs is None:
+        sigma, grid = ",".join(["0.05"] * len(biased)), ""
+    else:
+        low, high = cvs.min(axis=0), cvs.max(axis=0)
+        extent = high - low
+        sigma = ",".join(f"{s:.3g}" for s in bias.width * cvs.std(axis=0))
+        grid = " GRID_MIN=" + ",".join(f"{v:.3g}" for v in low - 2 * extent)
+        grid += " GRID_MAX=" + ",".join(f"{v:.3g}" for v in high + 2 * extent)
+    if isinstance(bias, OpesSettings):
+        title = "OPES_METAD on the first two CVs (BARRIER in kJ/mol, PACE in steps, TEMP in K)"
+        line = (
+            f"opes: OPES_METAD ARG={arguments} SIGMA={sigma} BARRIER={bias.barrier:g} PACE={bias.pace}"
+            f" TEMP={temperature:g} FILE=KERNELS STATE_WFILE=STATE"
+        )
+        weights = "opes.bias"
+    else:
+        title = "Well-tempered metadynamics on the first two CVs (HEIGHT in kJ/mol, PACE in steps, TEMP in K)"
+        line = (
+            f"metad: METAD ARG={arguments} SIGMA={sigma}{grid} HEIGHT={bias.height:g} PACE={bias.pace}"
+            f" BIASFACTOR={bias.biasfactor:g} TEMP={temperature:g} FILE=HILLS"
+        )
+        line += " CALC_RCT" if grid else ""
+        weights = "metad.bias,metad.rbias" if grid else "metad.bias"
+    printed = f"PRINT ARG={arguments},{weights} STRIDE={stride} FILE=COLVAR_METAD FMT=%.10f"
+    extra = []
+    if walls and cvs is not None:  # (walls without a chart were refused above)
+        kappa = ",".join(["200"] * len(biased))
+        for name, edge in (("UPPER_WALLS", 99), ("LOWER_WALLS", 1)):
+            at = ",".join(f"{v:.3g}" for v in np.percentile(cvs, edge, axis=0))
+            extra.append(f"{name.split('_')[0].lower()}: {name} ARG={arguments} AT={at} KAPPA={kappa}")
+    rdf = RdfSettings.from_dict(metadata["rdf"])
+    unit = rdf.length_unit
+    grid_text = f"r = {rdf.r_min}..{rdf.r_max} {unit}, {rdf.n_bins} bins, sigma {rdf.sigma} {unit}"
+    comment = "" if active else "# "
+    lines = [
+        f"# nanochart model {model.name}: {metadata['n_atoms']} {'/'.join(metadata['elements'])} atoms,",
+        f"# RDF {grid_text}.",
+        f"# Units: PLUMED's (nm, kJ/mol, ps); RDF_ENCODER converts lengths to the model's {unit}.",
+        load,
+        f"cv: RDF_ENCODER MODEL={model} GROUP=1-{metadata['n_atoms']} NOPBC",
+        f"PRINT ARG={','.join(f'cv.{name}' for name in names)} STRIDE={stride} FILE=COLVAR FMT=%.10f",
+        "",
+        f"# {title}" + ("." if active else ": uncomment."),
+        comment + line,
+        comment + printed,
+        *(comment + wall for wall in extra),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def read_colvar(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+    """A PLUMED output file (COLVAR, HILLS) as columns named by its `#! FIELDS` line; PLUMED writes
+    time in ps and energies in its energy unit (kJ/mol unless the input says UNITS)."""
+    path = Path(path)
+    with open(path) as handle:
+        header = handle.readline().split()
+    if header[:2] != ["#!", "FIELDS"]:
+        raise ValueError(f"{path} is not a PLUMED output file (no '#! FIELDS' line)")
+    values = np.loadtxt(path, comments="#", ndmin=2)
+    names = header[2:]
+    if values.shape[1] != len(names):
+        raise ValueError(f"{path}: {values.shape[1]} columns but {len(names)} FIELDS")
+    return {name: values[:, k] for k, name in enumerate(names)}
