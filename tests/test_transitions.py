@@ -8,7 +8,12 @@ import importlib.util
 import numpy as np
 import pytest
 
-from nanochart.simulation.transitions import BOLTZMANN_KJ_PER_MOL_K, MotifPath, free_energy_difference
+from nanochart.simulation.transitions import (
+    BOLTZMANN_KJ_PER_MOL_K,
+    MotifPath,
+    free_energy_difference,
+    free_energy_surface,
+)
 
 
 def test_motif_path_reports_first_change_sequence_and_returns() -> None:
@@ -95,3 +100,20 @@ def test_walker_input_adds_the_walker_keywords_to_metad_only(tmp_path) -> None:
         walker_input("opes: OPES_METAD ARG=cv PACE=40 BARRIER=30\n", 2, 0, tmp_path)
     with pytest.raises(ValueError, match="walker must be"):
         walker_input(text, 2, 2, tmp_path)
+
+
+def test_free_energy_surface_reweights_each_bin() -> None:
+    """Two clusters of frames, equal counts; weights exp(beta V) make the second 4 kJ/mol higher."""
+    temperature = 450.0
+    kt = BOLTZMANN_KJ_PER_MOL_K * temperature
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.uniform(0.0, 1.0, 500), rng.uniform(3.0, 4.0, 500)])
+    y = np.concatenate([rng.uniform(0.0, 1.0, 500), rng.uniform(3.0, 4.0, 500)])
+    log_weights = np.concatenate([np.zeros(500), np.full(500, -4.0 / kt)])
+    x_edges, y_edges, fes = free_energy_surface(x, y, log_weights, temperature, bins=4)
+    assert fes.shape == (4, 4) and len(x_edges) == len(y_edges) == 5
+    assert np.nanmin(fes) == 0.0
+    assert fes[0, 0] == pytest.approx(0.0) and fes[3, 3] == pytest.approx(4.0, abs=1e-9)
+    assert np.isnan(fes[0, 3]) and np.isnan(fes[1, 1]), "bins without frames have no free energy"
+    with pytest.raises(ValueError, match="one x, y and log weight per frame"):
+        free_energy_surface(x, y[:-1], log_weights, temperature)

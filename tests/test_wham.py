@@ -47,3 +47,20 @@ def test_sparse_bins_are_reported_as_not_sampled() -> None:
     far = np.abs(profile.centres) > 0.6  # six standard deviations out: no samples
     assert np.isinf(profile.free_energy[far]).all()
     assert np.isfinite(profile.free_energy[np.abs(profile.centres) < 0.2]).all()
+
+
+def test_error_bars_match_the_scatter_of_independent_repeats() -> None:
+    """MBAR's analytical errors (uncorrelated samples here) against the spread of 8 repeats."""
+    rng = np.random.default_rng(2)
+    centres = np.linspace(-1.6, 1.6, 9)
+    bins = np.linspace(-1.5, 1.5, 16)
+    barrier, errors = [], []
+    for _ in range(8):
+        samples = [sample_window(rng, c, 40.0, 1500) for c in centres]
+        profile = wham(samples, centres, 40.0, kT=1.0, bins=bins)
+        middle = int(np.argmin(np.abs(profile.centres)))
+        assert profile.standard_error[np.argmin(profile.free_energy)] == 0.0
+        barrier.append(profile.free_energy[middle])
+        errors.append(profile.standard_error[middle])
+    scatter = float(np.std(barrier, ddof=1))
+    assert 0.5 < float(np.mean(errors)) / scatter < 2.0, (np.mean(errors), scatter)

@@ -225,3 +225,42 @@ def _save(fig, path: str | os.PathLike[str]) -> Path:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def free_energy_surface(
+    x_edges: np.ndarray,
+    y_edges: np.ndarray,
+    free_energy: np.ndarray,
+    path: str | os.PathLike[str],
+    *,
+    names: tuple[str, str] = ("cv1", "cv2"),
+    points: np.ndarray | None = None,
+    point_labels: Sequence[str] | None = None,
+    title: str = "",
+    cap: float | None = None,
+) -> Path:
+    """A free-energy surface (kJ/mol, ``free_energy[i, j]`` over x bin i and y bin j) with, on top,
+    ``points`` (n, 2) coloured by ``point_labels``: for instance a biased run's quenched frames
+    coloured by their CNA label."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 6), layout="constrained")
+    shown = free_energy if cap is None else np.minimum(free_energy, cap)
+    mesh = ax.pcolormesh(x_edges, y_edges, shown.T, cmap="viridis", shading="flat")
+    fig.colorbar(mesh, ax=ax, label="free energy (kJ/mol)")
+    if points is not None and point_labels is not None:
+        labels = np.asarray(point_labels)
+        for k, name in enumerate(sorted(set(point_labels), key=_natural)):
+            chosen = points[labels == name]
+            ax.scatter(
+                chosen[:, 0],
+                chosen[:, 1],
+                s=3,
+                color=f"C{k % 10}",
+                alpha=0.7,
+                label=f"{name} ({len(chosen)})",
+            )
+        ax.legend(loc="upper right", fontsize=8, markerscale=3, title="CNA label of the quench")
+    ax.set_xlabel(names[0])
+    ax.set_ylabel(names[1])
+    ax.set_title(title)
+    return _save(fig, path)

@@ -59,10 +59,29 @@ def test_transitions_example(tmp_path, method) -> None:
     assert report["time_ps"] == pytest.approx([0.0, 6.0], abs=1e-6)
     assert sum(report["occupancy"].values()) == pytest.approx(1.0)
     assert (tmp_path / method / "motifs_vs_time.png").read_bytes()[:4] == b"\x89PNG"
+    assert len(report["labels"]) == 7
     if method != "unbiased":
-        fe = report["free_energy"]
+        summary = json.loads((tmp_path / method / "summary.json").read_text())
+        fe = summary["free_energy"]
         assert fe["weights"] == ("metad.rbias" if method == "metad" else "opes.bias")
+        assert fe["skip_ps"] == pytest.approx(1.2) and fe["frames"] == 5, "frames from 2 ps on"
         assert sum(fe["reweighted_population"].values()) == pytest.approx(1.0)
+        assert (tmp_path / method / "fes.png").read_bytes()[:4] == b"\x89PNG"
+        # Re-analysis reads the labels kept in motifs.json instead of quenching again.
+        again = _run(
+            "transitions_au147.py",
+            "--method",
+            method,
+            "--ns",
+            "0.006",
+            "--out",
+            str(tmp_path),
+            "--analyse-only",
+            "--skip-ps",
+            "0",
+        )
+        assert "first change of motif" in again
+        assert json.loads((tmp_path / method / "summary.json").read_text())["free_energy"]["frames"] == 7
 
 
 def test_transitions_example_with_walkers(tmp_path) -> None:
@@ -77,4 +96,6 @@ def test_transitions_example_with_walkers(tmp_path) -> None:
     assert summary["walkers"] == 2 and summary["changes_per_wall_hour"] >= 0
     for k in range(2):
         assert json.loads((folder / f"walker_{k}" / "motifs.json").read_text())["frames"] == 5
+    # Free energies pool the walkers' frames after the first fifth (0.8 ps): 4 frames each.
+    assert summary["free_energy"]["frames"] == 8
     assert (folder / "hills" / "HILLS.1").is_file()

@@ -122,3 +122,27 @@ def free_energy_difference(
     per_block = np.array([difference(rows) for rows in np.array_split(np.arange(len(labels)), n_blocks)])
     error = float(per_block.std(ddof=1) / np.sqrt(n_blocks)) if np.isfinite(per_block).all() else float("nan")
     return whole, error
+
+
+def free_energy_surface(
+    x: np.ndarray,
+    y: np.ndarray,
+    log_weights: np.ndarray,
+    temperature: float,
+    bins: int = 50,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Reweighted free-energy surface on two CVs: ``(x_edges, y_edges, F)``, ``F[i, j]`` in kJ/mol
+    over bin (i, j), ``F = -kT ln sum_{frames in bin} w``, zero at its minimum, nan where no frame
+    falls; ``log_weights`` as for :func:`free_energy_difference`."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    log_weights = np.asarray(log_weights, dtype=np.float64)
+    if not (x.shape == y.shape == log_weights.shape) or x.ndim != 1 or not len(x):
+        raise ValueError(f"one x, y and log weight per frame: {x.shape}, {y.shape}, {log_weights.shape}")
+    if not np.isfinite(log_weights).all():
+        raise ValueError("log_weights must be finite")
+    weights = np.exp(log_weights - log_weights.max())
+    histogram, x_edges, y_edges = np.histogram2d(x, y, bins=bins, weights=weights)
+    with np.errstate(divide="ignore"):
+        free_energy = -BOLTZMANN_KJ_PER_MOL_K * temperature * np.log(histogram)
+    free_energy[~np.isfinite(free_energy)] = np.nan
+    return x_edges, y_edges, free_energy - np.nanmin(free_energy)
