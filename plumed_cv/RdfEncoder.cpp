@@ -10,6 +10,7 @@
 #include "core/PlumedMain.h"
 #include "nanochart/cv.h"
 #include "nanochart/error.h"
+#include "python_lock.h"
 #include "tools/Communicator.h"
 #include "tools/Pbc.h"
 #include "tools/Units.h"
@@ -125,6 +126,7 @@ RdfEncoder::RdfEncoder(const ActionOptions& options)
     cv_options.sum_over_ranks = [this](double* data, size_t count) { comm.Sum(data, count); };
   }
   try {
+    ::nanochart::PythonLockRelease no_python_lock;  // loading runs libtorch autograd (encoder.h)
     cv_ = std::make_unique<::nanochart::CollectiveVariable>(model, cv_options);
   } catch (const ::nanochart::Error& e) {
     error(std::string("cannot use the model: ") + e.what());
@@ -203,6 +205,7 @@ void RdfEncoder::apply() {
   if (!any) return;
   const size_t n3 = derivatives_.size() - 9;
   try {
+    ::nanochart::PythonLockRelease no_python_lock;  // the backward pass may run libtorch autograd
     cv_->apply_bias(dV_ds_.data(), derivatives_.data(), derivatives_.data() + n3);
   } catch (const ::nanochart::Error& e) {
     error(e.what());
