@@ -5,7 +5,6 @@
 #include <vector>
 
 #include "arrays.h"
-#include "nanochart/threads.h"
 
 namespace nanochart::bindings {
 
@@ -13,8 +12,8 @@ void bind_rdf(py::module_& m) {
   m.def(
       "rdf",
       [](const py::object& positions, double r_min, double r_max, int64_t n_bins, double sigma, double cutoff_sigmas,
-         const py::object& box, int rank, int size) {
-        const Rdf rdf(RdfSettings{r_min, r_max, n_bins, sigma, cutoff_sigmas});
+         const py::object& box, int rank, int size, int num_threads) {
+        const Rdf rdf(RdfSettings{r_min, r_max, n_bins, sigma, cutoff_sigmas}, num_threads);
         DoubleArray x = positions_array(positions);
         const Box cell = box_from(box);
         DoubleArray g(n_bins);
@@ -26,24 +25,24 @@ void bind_rdf(py::module_& m) {
       },
       py::arg("positions"), py::arg("r_min"), py::arg("r_max"), py::arg("n_bins"), py::arg("sigma"),
       py::arg("cutoff_sigmas"), py::arg("box"), py::kw_only(), py::arg("rank") = 0, py::arg("size") = 1,
+      py::arg("num_threads") = 1,
       "Gaussian-smeared RDF of one structure (see nanochart.rdf); with rank/size, the share of the pairs\n"
-      "that rank owns when the pair loop is split over `size` processes (the shares add up to the RDF).");
+      "that rank owns when the pair loop is split over `size` processes (the shares add up to the RDF);\n"
+      "num_threads: threads of the core's pool for the pair loop (the result is the same for any).");
 
   m.def(
       "rdf_batch",
       [](const py::object& positions_batch, double r_min, double r_max, int64_t n_bins, double sigma,
          double cutoff_sigmas, const py::object& box, int num_threads) {
-        const Rdf rdf(RdfSettings{r_min, r_max, n_bins, sigma, cutoff_sigmas});
+        const Rdf rdf(RdfSettings{r_min, r_max, n_bins, sigma, cutoff_sigmas}, num_threads);
         DoubleArray x = DoubleArray::ensure(positions_batch);
         if (!x || x.ndim() != 3 || x.shape(2) != 3) {
           throw InputError("positions_batch must have shape (B, N, 3)" + (x ? ", got " + shape_of(x) : std::string()));
         }
-        if (num_threads < 1) throw InputError("num_threads must be at least 1, got " + std::to_string(num_threads));
         const Box cell = box_from(box);
         DoubleArray g({x.shape(0), py::ssize_t(n_bins)});
         {
           py::gil_scoped_release release;
-          ScopedThreadCount threads(num_threads);
           rdf.compute_batch(x.data(), x.shape(0), x.shape(1), cell, g.mutable_data());
         }
         return g;
@@ -55,8 +54,8 @@ void bind_rdf(py::module_& m) {
   m.def(
       "rdf_backward",
       [](const py::object& positions, const py::object& dL_dg, double r_min, double r_max, int64_t n_bins, double sigma,
-         double cutoff_sigmas, const py::object& box, int rank, int size, bool recorded) {
-        const Rdf rdf(RdfSettings{r_min, r_max, n_bins, sigma, cutoff_sigmas});
+         double cutoff_sigmas, const py::object& box, int rank, int size, bool recorded, int num_threads) {
+        const Rdf rdf(RdfSettings{r_min, r_max, n_bins, sigma, cutoff_sigmas}, num_threads);
         DoubleArray x = positions_array(positions);
         DoubleArray w = vector_array(dL_dg, n_bins, "dL_dg");
         const Box cell = box_from(box);
@@ -80,7 +79,7 @@ void bind_rdf(py::module_& m) {
       },
       py::arg("positions"), py::arg("dL_dg"), py::arg("r_min"), py::arg("r_max"), py::arg("n_bins"), py::arg("sigma"),
       py::arg("cutoff_sigmas"), py::arg("box"), py::kw_only(), py::arg("rank") = 0, py::arg("size") = 1,
-      py::arg("recorded") = false,
+      py::arg("recorded") = false, py::arg("num_threads") = 1,
       "Given dL/dg, return (dL/dx of shape (N, 3), dL/d(strain) of shape (3, 3)); rank/size as for rdf. "
       "recorded=True takes the CV's path: a forward pass keeps the pair record the backward pass reads.");
 }
