@@ -32,17 +32,20 @@ inline void relax() {
 #endif
 }
 
-// Polls `done` until it returns true: pause instructions first, then, should another thread need
-// the core (a preempted worker, a busy machine), yields.
+// One poll of a wait: pause instructions for the first few (a few microseconds), then yields, so
+// that on a busy machine a waiting thread leaves its core to the threads it waits for (in a CPU
+// cgroup, its own process's) instead of taking their time.
+inline void pause_or_yield(int polls) {
+  if (polls < 256) {
+    relax();
+  } else {
+    std::this_thread::yield();
+  }
+}
+
 template <typename Done>
 void wait_until(Done&& done) {
-  for (int polls = 0; !done(); ++polls) {
-    if (polls < 4096) {
-      relax();
-    } else {
-      std::this_thread::yield();
-    }
-  }
+  for (int polls = 0; !done(); ++polls) pause_or_yield(polls);
 }
 
 class Pool {
@@ -126,8 +129,8 @@ class Pool {
     for (;;) {
       const auto deadline = Clock::now() + kPollBeforeSleep;
       for (int polls = 1; self.epoch.load(std::memory_order_acquire) == seen; ++polls) {
-        relax();
-        if (polls % 64 == 0 && Clock::now() > deadline) {
+        pause_or_yield(polls);
+        if (polls % 16 == 0 && Clock::now() > deadline) {
           std::unique_lock<std::mutex> lock(self.mutex);
           self.sleeping.store(true);
           self.wake.wait(lock, [&] { return self.epoch.load() != seen; });
