@@ -10,6 +10,7 @@
 #include "core/PlumedMain.h"
 #include "nanochart/cv.h"
 #include "nanochart/error.h"
+#include "python_lock.h"
 #include "tools/Communicator.h"
 #include "tools/Pbc.h"
 #include "tools/Units.h"
@@ -85,7 +86,8 @@ void RdfEncoder::registerKeywords(Keywords& keys) {
   keys.add("atoms", "GROUP", "the atoms of the cluster");
   keys.add("atoms", "ATOMS", "the atoms of the cluster (same as GROUP)");
   keys.addFlag("NOPBC", false, "ignore the periodic box: distances as they are (a cluster in vacuum)");
-  keys.add("compulsory", "NUM_THREADS", "1", "libtorch threads for the pair loops and the encoder");
+  keys.add("compulsory", "NUM_THREADS", "1",
+           "threads for the RDF pair loops (nanochart's own thread pool) and the encoder (libtorch's)");
   keys.addFlag("SERIAL", false, "do not split the pair loops over MPI ranks");
   keys.add("compulsory", "ENGINE", "auto",
            "who evaluates the encoder: auto (nanochart's own evaluator for nanochart's encoder architecture, "
@@ -125,6 +127,7 @@ RdfEncoder::RdfEncoder(const ActionOptions& options)
     cv_options.sum_over_ranks = [this](double* data, size_t count) { comm.Sum(data, count); };
   }
   try {
+    ::nanochart::PythonLockRelease no_python_lock;  // loading runs libtorch autograd (encoder.h)
     cv_ = std::make_unique<::nanochart::CollectiveVariable>(model, cv_options);
   } catch (const ::nanochart::Error& e) {
     error(std::string("cannot use the model: ") + e.what());
@@ -141,9 +144,9 @@ RdfEncoder::RdfEncoder(const ActionOptions& options)
              static_cast<long>(meta.n_atoms));
   for (const auto& element : meta.elements) log.printf(" %s", element.c_str());
   log.printf("\n  RDF r = %g..%g %s, %ld bins, sigma %g, kernels cut at %g sigma\n", meta.rdf.r_min, meta.rdf.r_max,
-             meta.length_unit.c_str(), static_cast<long>(meta.rdf.n_bins), meta.rdf.sigma, meta.rdf.cutoff_sigmas);
-  log.printf("  %zu atoms; PLUMED lengths times %g give %s; %s; %d libtorch thread(s)", atoms.size(), to_model_length_,
-             meta.length_unit.c_str(), nopbc_ ? "no periodic boundaries" : "minimum image", threads);
+             meta.rdf.length_unit.c_str(), static_cast<long>(meta.rdf.n_bins), meta.rdf.sigma, meta.rdf.cutoff_sigmas);
+  log.printf("  %zu atoms; PLUMED lengths times %g give %s; %s; %d thread(s)", atoms.size(), to_model_length_,
+             meta.rdf.length_unit.c_str(), nopbc_ ? "no periodic boundaries" : "minimum image", threads);
   if (cv_options.partition.size > 1) log.printf("; pairs split over %d MPI ranks", cv_options.partition.size);
   log.printf("\n  encoder engine: %s\n", cv_->engine().c_str());
   if (static_cast<int64_t>(atoms.size()) != meta.n_atoms) {
@@ -203,6 +206,7 @@ void RdfEncoder::apply() {
   if (!any) return;
   const size_t n3 = derivatives_.size() - 9;
   try {
+    ::nanochart::PythonLockRelease no_python_lock;  // the backward pass may run libtorch autograd
     cv_->apply_bias(dV_ds_.data(), derivatives_.data(), derivatives_.data() + n3);
   } catch (const ::nanochart::Error& e) {
     error(e.what());

@@ -15,7 +15,6 @@
 
 #include "nanochart/error.h"
 #include "native_encoder.h"
-#include "python_lock.h"
 
 namespace nanochart {
 namespace {
@@ -164,7 +163,6 @@ void Encoder::Impl::try_native() {
     return diff / size;
   };
   double worst = 0.0;
-  PythonLockRelease no_python_lock;  // autograd below, as in vjp()
   for (int64_t p = 0; p < probes; ++p) {
     c10::InferenceMode not_inference(false);
     torch::AutoGradMode grad_mode(true);
@@ -239,7 +237,6 @@ void Encoder::vjp(const double* dV_ds, double* dV_dg, bool keep_graph) {
   torch::AutoGradMode grad_mode(true);
   torch::Tensor weights = blob(dV_ds, 1, impl_->n_cvs).clone();
   std::vector<torch::Tensor> grads;
-  PythonLockRelease no_python_lock;
   try {
     grads = torch::autograd::grad({impl_->recorded_output}, {impl_->recorded_input}, {weights},
                                   /*retain_graph=*/keep_graph, /*create_graph=*/false, /*allow_unused=*/true);

@@ -43,13 +43,6 @@ int64_t require_integer(const json::Value& parent, const std::string& key, const
 
 }  // namespace
 
-double length_unit_in_nm(const std::string& unit) {
-  if (unit == "angstrom" || unit == "A") return 0.1;
-  if (unit == "nm") return 1.0;
-  if (unit == "bohr") return 0.052917721067;
-  throw ModelError("unknown length_unit \"" + unit + "\" in model metadata; use angstrom, nm or bohr");
-}
-
 ModelMetadata ModelMetadata::from_json(const std::string& text) {
   json::Value root;
   try {
@@ -73,9 +66,8 @@ ModelMetadata ModelMetadata::from_json(const std::string& text) {
   meta.rdf.sigma = require_number(rdf, "sigma", "rdf.");
   if (rdf.find("cutoff_sigmas") != nullptr) meta.rdf.cutoff_sigmas = require_number(rdf, "cutoff_sigmas", "rdf.");
   if (rdf.find("length_unit") != nullptr) {
-    meta.length_unit = require(rdf, "length_unit", json::Value::Kind::String, "rdf.").string;
+    meta.rdf.length_unit = require(rdf, "length_unit", json::Value::Kind::String, "rdf.").string;
   }
-  nanochart::length_unit_in_nm(meta.length_unit);
   try {
     meta.rdf.validate();
   } catch (const InputError& e) {
@@ -89,7 +81,5 @@ ModelMetadata ModelMetadata::from_json(const std::string& text) {
   if (meta.n_atoms < 2) bad("key \"n_atoms\" must be at least 2");
   return meta;
 }
-
-double ModelMetadata::length_unit_in_nm() const { return nanochart::length_unit_in_nm(length_unit); }
 
 }  // namespace nanochart

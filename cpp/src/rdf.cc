@@ -1,7 +1,5 @@
 #include "nanochart/rdf.h"
 
-#include <ATen/Parallel.h>
-
 #include <algorithm>
 #include <cmath>
 #include <string>
@@ -9,28 +7,65 @@
 
 #include "nanochart/error.h"
 #include "rdf_kernel.h"
+#include "thread_pool.h"
 
 namespace nanochart {
 namespace {
 
 constexpr double kSqrtTwoPi = 2.5066282746310002;
 
-// Rows are visited in folded pairs (t, N-1-t) so that every task owns N-1 pairs: the triangular
-// pair loop is then balanced over MPI ranks and threads alike. Rank `rank` of `size` owns the
-// folded rows t with t % size == rank.
-template <typename RowVisit>
-void for_each_owned_row(int64_t n_atoms, const PairPartition& partition, RowVisit&& visit) {
-  const int64_t folded_rows = (n_atoms + 1) / 2;
-  const int64_t owned =
-      folded_rows > partition.rank ? (folded_rows - partition.rank + partition.size - 1) / partition.size : 0;
-  at::parallel_for(0, owned, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t task = begin; task < end; ++task) {
-      const int64_t row = partition.rank + task * partition.size;
-      const int64_t mirror = n_atoms - 1 - row;
+// Rows are visited in folded pairs (t, N-1-t), tasks of N-1 pairs each, so that the triangular
+// pair loop is balanced over MPI ranks and threads alike. Rank `rank` of `size` owns the folded
+// rows t with t % size == rank. Its tasks are cut into chunks of consecutive tasks: the unit a
+// thread takes at a time, and the unit of the partial sums, which are added in chunk order. The
+// chunk count depends on the structure's size and MPI share alone, so results are the same for
+// any thread count.
+class RowChunks {
+ public:
+  // A chunk costs about a microsecond on top of its pairs (clearing and adding its partial sums),
+  // some 100 pairs' work: about sqrt(pairs) / 24 chunks keeps that near 2% or less at one thread
+  // and gives a few hundred atoms enough chunks to share; a multiple of 4 shares evenly between 2
+  // or 4 threads. No chunk under kMinPairs pairs, none beyond kMaxChunks.
+  static constexpr int64_t kMinPairs = 2048;
+  static constexpr int64_t kMaxChunks = 64;
+
+  RowChunks(int64_t n_atoms, const PairPartition& partition) : n_atoms_(n_atoms), partition_(partition) {
+    const int64_t folded_rows = (n_atoms + 1) / 2;
+    tasks_ = folded_rows > partition.rank ? (folded_rows - partition.rank + partition.size - 1) / partition.size : 0;
+    const int64_t pairs = tasks_ * (n_atoms - 1);
+    const int64_t by_size = 4 * std::max<int64_t>(1, std::llround(std::sqrt(static_cast<double>(pairs)) / 96.0));
+    chunks_ = std::clamp<int64_t>(std::min(by_size, pairs / kMinPairs), 1,
+                                  std::max<int64_t>(1, std::min(tasks_, kMaxChunks)));
+  }
+
+  int64_t count() const { return chunks_; }
+
+  // visit(i) for every row i of the chunk.
+  template <typename RowVisit>
+  void visit(int64_t chunk, RowVisit&& visit) const {
+    for (int64_t task = chunk * tasks_ / chunks_; task < (chunk + 1) * tasks_ / chunks_; ++task) {
+      const int64_t row = partition_.rank + task * partition_.size;
+      const int64_t mirror = n_atoms_ - 1 - row;
       visit(row);
       if (mirror != row) visit(mirror);
     }
-  });
+  }
+
+ private:
+  int64_t n_atoms_;
+  PairPartition partition_;
+  int64_t tasks_;
+  int64_t chunks_;
+};
+
+// sum[k] += part[k]: how per-chunk partial sums are added, in chunk order.
+void add_to(int64_t count, const double* __restrict part, double* __restrict sum) {
+  for (int64_t k = 0; k < count; ++k) sum[k] += part[k];
+}
+
+int check_threads(int num_threads) {
+  if (num_threads < 1) throw InputError("num_threads must be at least 1, got " + std::to_string(num_threads));
+  return num_threads;
 }
 
 void check_inputs(const double* positions, int64_t n_atoms, const PairPartition& p) {
@@ -42,12 +77,6 @@ void check_inputs(const double* positions, int64_t n_atoms, const PairPartition&
 }
 
 double pair_count(int64_t n_atoms) { return 0.5 * static_cast<double>(n_atoms) * static_cast<double>(n_atoms - 1); }
-
-// One scratch slot per worker thread. Inside an enclosing parallel region (the structure loop
-// of Rdf::compute_batch) at::parallel_for runs inline on the calling thread, whose
-// at::get_thread_num() is its id in the outer loop: one slot, always slot 0, serves then.
-int scratch_slots() { return at::in_parallel_region() ? 1 : at::get_num_threads(); }
-int scratch_slot(int slots) { return slots == 1 ? 0 : at::get_thread_num(); }
 
 }  // namespace
 
@@ -70,6 +99,14 @@ void RdfSettings::validate() const {
   if (!std::isfinite(cutoff_sigmas) || !(cutoff_sigmas > 0.0) || cutoff_sigmas > 20.0) {
     throw InputError("RDF kernel truncation needs 0 < cutoff_sigmas <= 20, got " + std::to_string(cutoff_sigmas));
   }
+  length_unit_in_nm(length_unit);
+}
+
+double length_unit_in_nm(const std::string& unit) {
+  if (unit == "angstrom" || unit == "A") return 0.1;
+  if (unit == "nm") return 1.0;
+  if (unit == "bohr") return 0.052917721067;
+  throw InputError("unknown length_unit \"" + unit + "\"; use angstrom, nm or bohr");
 }
 
 void PairPartition::validate() const {
@@ -86,7 +123,11 @@ void check_finite_positions(const double* positions, int64_t n_atoms) {
   }
 }
 
-Rdf::Rdf(const RdfSettings& settings) : settings_(settings) { settings_.validate(); }
+Rdf::Rdf(const RdfSettings& settings, int num_threads) : settings_(settings), num_threads_(check_threads(num_threads)) {
+  settings_.validate();
+}
+
+void Rdf::set_num_threads(int num_threads) { num_threads_ = check_threads(num_threads); }
 
 RdfRecord::RdfRecord() = default;
 RdfRecord::~RdfRecord() = default;
@@ -95,10 +136,16 @@ RdfRecord& RdfRecord::operator=(RdfRecord&&) noexcept = default;
 
 void Rdf::compute(const double* positions, int64_t n_atoms, const Box& box, double* g, PairPartition partition,
                   RdfRecord* record) const {
+  compute_on(num_threads_, positions, n_atoms, box, g, partition, record);
+}
+
+void Rdf::compute_on(int threads, const double* positions, int64_t n_atoms, const Box& box, double* g,
+                     const PairPartition& partition, RdfRecord* record) const {
   check_inputs(positions, n_atoms, partition);
   const kernel::Grid grid(settings_);
   const kernel::Coordinates coords(positions, n_atoms);
-  const int slots = scratch_slots();
+  const RowChunks chunks(n_atoms, partition);
+  const int slots = static_cast<int>(std::min<int64_t>(threads, chunks.count()));
   const int64_t n_pairs = static_cast<int64_t>(pair_count(n_atoms));
   if (record && n_pairs > RdfRecord::kMaxPairs) {
     record->clear();
@@ -111,41 +158,44 @@ void Rdf::compute(const double* positions, int64_t n_atoms, const Box& box, doub
     record->n_atoms_ = n_atoms;
     record->partition_ = partition;
   }
-  // Rows write either into the record, each at its own pairs, or into per-thread scratch.
+  // Rows write either into the record, each at its own pairs, or into per-thread scratch; each
+  // chunk's kernel sums go through its thread's table into the chunk's own partial RDF.
   std::vector<kernel::PairArrays> scratch;
-  std::vector<kernel::CentreTable> sums;
+  std::vector<kernel::CentreTable> tables;
   for (int t = 0; t < slots; ++t) {
     if (!record) scratch.emplace_back(n_atoms);
-    sums.emplace_back(grid);
+    tables.emplace_back(grid);
   }
-  for_each_owned_row(n_atoms, partition, [&](int64_t i) {
-    const int thread = scratch_slot(slots);
-    const int64_t count = n_atoms - i - 1;
-    const kernel::Row row = record ? kernel::Row(*record->pairs_, kernel::first_pair_of_row(i, n_atoms), nullptr)
-                                   : kernel::Row(scratch[thread], 0, nullptr);
-    kernel::fill_row(grid, coords, i, box, row);
-    kernel::accumulate(grid, count, row, sums[thread]);
+  const int64_t m = settings_.n_bins;
+  std::vector<double> partial(static_cast<size_t>(chunks.count() * m), 0.0);
+  parallel_chunks(threads, chunks.count(), [&](int64_t chunk, int slot) {
+    kernel::CentreTable& table = tables[static_cast<size_t>(slot)];
+    chunks.visit(chunk, [&](int64_t i) {
+      const kernel::Row row = record ? kernel::Row(*record->pairs_, kernel::first_pair_of_row(i, n_atoms), nullptr)
+                                     : kernel::Row(scratch[static_cast<size_t>(slot)], 0, nullptr);
+      kernel::fill_row(grid, coords, i, box, row);
+      kernel::accumulate(grid, n_atoms - i - 1, row, table);
+    });
+    kernel::move_to_rdf(grid, table, partial.data() + chunk * m);
   });
   if (record) record->filled_ = true;
-  std::fill(g, g + settings_.n_bins, 0.0);
-  for (const auto& part : sums) kernel::add_to_rdf(grid, part, g);
+  std::fill(g, g + m, 0.0);
+  for (int64_t chunk = 0; chunk < chunks.count(); ++chunk) add_to(m, partial.data() + chunk * m, g);
   const double norm = 1.0 / (pair_count(n_atoms) * settings_.sigma * kSqrtTwoPi);
-  for (int64_t k = 0; k < settings_.n_bins; ++k) g[k] *= norm;
+  for (int64_t k = 0; k < m; ++k) g[k] *= norm;
 }
 
 void Rdf::compute_batch(const double* positions, int64_t batch, int64_t n_atoms, const Box& box, double* g,
                         PairPartition partition) const {
   if (batch < 1) throw InputError("the batch is empty: no structures to featurise");
   const int64_t m = settings_.n_bins;
-  // Structures are independent: parallelise over them (each pair loop then runs inline).
+  // Structures are independent: the threads share them out, each structure on one thread.
   std::vector<std::string> errors(static_cast<size_t>(batch));
-  at::parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t b = begin; b < end; ++b) {
-      try {
-        compute(positions + b * n_atoms * 3, n_atoms, box, g + b * m, partition);
-      } catch (const InputError& e) {
-        errors[static_cast<size_t>(b)] = e.what();
-      }
+  parallel_chunks(num_threads_, batch, [&](int64_t b, int) {
+    try {
+      compute_on(1, positions + b * n_atoms * 3, n_atoms, box, g + b * m, partition, nullptr);
+    } catch (const InputError& e) {
+      errors[static_cast<size_t>(b)] = e.what();
     }
   });
   for (int64_t b = 0; b < batch; ++b) {
@@ -157,36 +207,42 @@ void Rdf::compute_batch(const double* positions, int64_t batch, int64_t n_atoms,
 
 namespace {
 
-// The backward pass over the owned rows; prepare_row(grid, i, thread, dL_dr scratch) returns row i
+// The backward pass over the owned rows; prepare_row(grid, i, slot, dL_dr scratch) returns row i
 // with its separations and kernel parameters in place (recomputed, or from a record).
 template <typename PrepareRow>
-void backward_rows(const RdfSettings& settings, int64_t n_atoms, const PairPartition& partition, const double* dL_dg,
-                   double* dL_dx, double* dL_dstrain, PrepareRow&& prepare_row) {
+void backward_rows(const RdfSettings& settings, int threads, int64_t n_atoms, const PairPartition& partition,
+                   const double* dL_dg, double* dL_dx, double* dL_dstrain, PrepareRow&& prepare_row) {
   const kernel::Grid grid(settings);
   const std::vector<double> padded_w = kernel::padded_weights(grid, dL_dg);
-  const int slots = scratch_slots();
+  const RowChunks chunks(n_atoms, partition);
+  const int slots = static_cast<int>(std::min<int64_t>(threads, chunks.count()));
   std::vector<std::vector<double>> dL_dr(static_cast<size_t>(slots), std::vector<double>(static_cast<size_t>(n_atoms)));
-  std::vector<kernel::AtomGradients> sums;
-  for (int t = 0; t < slots; ++t) sums.emplace_back(n_atoms);
+  std::vector<kernel::AtomGradients> sums;  // one per chunk, added in chunk order
+  for (int64_t c = 0; c < chunks.count(); ++c) sums.emplace_back(n_atoms);
   // dK/dr = K x / sigma, with the kernel normalisation 1 / (P sigma sqrt(2 pi)).
   const double scale = 1.0 / (pair_count(n_atoms) * settings.sigma * kSqrtTwoPi * settings.sigma);
-  for_each_owned_row(n_atoms, partition, [&](int64_t i) {
-    const int thread = scratch_slot(slots);
-    const int64_t count = n_atoms - i - 1;
-    const kernel::Row row = prepare_row(grid, i, thread, dL_dr[static_cast<size_t>(thread)].data());
-    kernel::pair_gradients(grid, count, row, padded_w.data());
-    kernel::scatter_gradients(i, count, scale, row, sums[thread]);
+  parallel_chunks(threads, chunks.count(), [&](int64_t chunk, int slot) {
+    kernel::AtomGradients& sum = sums[static_cast<size_t>(chunk)];
+    chunks.visit(chunk, [&](int64_t i) {
+      const int64_t count = n_atoms - i - 1;
+      const kernel::Row row = prepare_row(grid, i, slot, dL_dr[static_cast<size_t>(slot)].data());
+      kernel::pair_gradients(grid, count, row, padded_w.data());
+      kernel::scatter_gradients(i, count, scale, row, sum);
+    });
   });
-  std::fill(dL_dx, dL_dx + n_atoms * 3, 0.0);
-  double strain[6] = {0, 0, 0, 0, 0, 0};
-  for (const auto& part : sums) {
-    for (int64_t a = 0; a < n_atoms; ++a) {
-      dL_dx[3 * a] += part.x[a];
-      dL_dx[3 * a + 1] += part.y[a];
-      dL_dx[3 * a + 2] += part.z[a];
-    }
-    for (int c = 0; c < 6; ++c) strain[c] += part.strain[c];
+  kernel::AtomGradients& total = sums.front();
+  for (size_t c = 1; c < sums.size(); ++c) {
+    add_to(n_atoms, sums[c].x.data(), total.x.data());
+    add_to(n_atoms, sums[c].y.data(), total.y.data());
+    add_to(n_atoms, sums[c].z.data(), total.z.data());
+    add_to(6, sums[c].strain, total.strain);
   }
+  for (int64_t a = 0; a < n_atoms; ++a) {
+    dL_dx[3 * a] = total.x[a];
+    dL_dx[3 * a + 1] = total.y[a];
+    dL_dx[3 * a + 2] = total.z[a];
+  }
+  const double* strain = total.strain;
   const double full[9] = {strain[0], strain[3], strain[4], strain[3], strain[1],
                           strain[5], strain[4], strain[5], strain[2]};
   std::copy(full, full + 9, dL_dstrain);
@@ -199,10 +255,11 @@ void Rdf::backward(const double* positions, int64_t n_atoms, const Box& box, con
   check_inputs(positions, n_atoms, partition);
   const kernel::Coordinates coords(positions, n_atoms);
   std::vector<kernel::PairArrays> scratch;
-  for (int t = 0; t < scratch_slots(); ++t) scratch.emplace_back(n_atoms);
-  backward_rows(settings_, n_atoms, partition, dL_dg, dL_dx, dL_dstrain,
-                [&](const kernel::Grid& grid, int64_t i, int thread, double* dL_dr) {
-                  const kernel::Row row(scratch[thread], 0, dL_dr);
+  const int64_t slots = std::min<int64_t>(num_threads_, RowChunks(n_atoms, partition).count());
+  for (int64_t t = 0; t < slots; ++t) scratch.emplace_back(n_atoms);
+  backward_rows(settings_, num_threads_, n_atoms, partition, dL_dg, dL_dx, dL_dstrain,
+                [&](const kernel::Grid& grid, int64_t i, int slot, double* dL_dr) {
+                  const kernel::Row row(scratch[static_cast<size_t>(slot)], 0, dL_dr);
                   kernel::fill_row(grid, coords, i, box, row);
                   return row;
                 });
@@ -211,7 +268,7 @@ void Rdf::backward(const double* positions, int64_t n_atoms, const Box& box, con
 void Rdf::backward(const RdfRecord& record, const double* dL_dg, double* dL_dx, double* dL_dstrain) const {
   if (record.empty()) throw Error("Rdf::backward needs a record filled by compute()");
   const int64_t n_atoms = record.n_atoms_;
-  backward_rows(settings_, n_atoms, record.partition_, dL_dg, dL_dx, dL_dstrain,
+  backward_rows(settings_, num_threads_, n_atoms, record.partition_, dL_dg, dL_dx, dL_dstrain,
                 [&](const kernel::Grid&, int64_t i, int, double* dL_dr) {
                   return kernel::Row(*record.pairs_, kernel::first_pair_of_row(i, n_atoms), dL_dr);
                 });

@@ -235,16 +235,41 @@ void accumulate(const Grid& grid, int64_t count, const Row& row, CentreTable& su
   grid.accumulate_windows(grid, count, row, sums);
 }
 
-void add_to_rdf(const Grid& grid, const CentreTable& sums, double* g) {
-  const int64_t width = grid.window_width();
-  for (int64_t r = 0; r < sums.rows; ++r) {
-    const int64_t c = sums.first_centre + r;
-    const double* sum = sums.row(c);
-    for (int64_t m = 0; m < width; ++m) {
-      const int64_t k = c - grid.radius + m;
-      if (k >= 0 && k < grid.n_bins) g[k] += grid.gauss[m] * sum[m];
-    }
+// Bin by bin, each g_k summed in a register (row by row, every row's window written over the
+// previous one's shifted by a bin, the stores would stall the loads that follow them), four bins
+// at a time for four independent sums. Centres in increasing order, as the pair loop's bins.
+NANOCHART_HOT void move_to_rdf(const Grid& grid, CentreTable& sums, double* g) {
+  const int64_t width = grid.window_width(), n_bins = grid.n_bins;
+  const double* gauss = grid.gauss.data();
+  // Centre c = k + R - m holds bin k at offset m; the table starts at centre first_centre, so
+  // the lowest bins have fewer offsets.
+  const auto highest_offset = [&](int64_t k) { return std::min(width - 1, k + grid.radius - sums.first_centre); };
+  const auto start = [&](int64_t k, int64_t m) { return sums.row(k + grid.radius - m) + m; };
+  int64_t k = 0;
+  for (; k < n_bins && highest_offset(k) < width - 1; ++k) {
+    double total = g[k];
+    const double* sum = start(k, highest_offset(k));
+    for (int64_t m = highest_offset(k); m >= 0; --m, sum += width - 1) total += gauss[m] * *sum;
+    g[k] = total;
   }
+  for (; k + 4 <= n_bins; k += 4) {
+    double t0 = g[k], t1 = g[k + 1], t2 = g[k + 2], t3 = g[k + 3];
+    const double* sum = start(k, width - 1);  // bin k + 1 is a row further on, at the same offset
+    for (int64_t m = width - 1; m >= 0; --m, sum += width - 1) {
+      t0 += gauss[m] * sum[0];
+      t1 += gauss[m] * sum[width];
+      t2 += gauss[m] * sum[2 * width];
+      t3 += gauss[m] * sum[3 * width];
+    }
+    g[k] = t0, g[k + 1] = t1, g[k + 2] = t2, g[k + 3] = t3;
+  }
+  for (; k < n_bins; ++k) {
+    double total = g[k];
+    const double* sum = start(k, width - 1);
+    for (int64_t m = width - 1; m >= 0; --m, sum += width - 1) total += gauss[m] * *sum;
+    g[k] = total;
+  }
+  sums.clear();
 }
 
 std::vector<double> padded_weights(const Grid& grid, const double* w) {

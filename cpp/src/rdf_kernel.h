@@ -12,6 +12,7 @@
 // discarded, so the pair loops have no branch or clamp.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -88,6 +89,7 @@ class CentreTable {
   explicit CentreTable(const Grid& grid);
   double* row(int64_t centre) { return storage_.data() + offset_ + (centre - first_centre) * width; }
   const double* row(int64_t centre) const { return storage_.data() + offset_ + (centre - first_centre) * width; }
+  void clear() { std::fill(storage_.begin(), storage_.end(), 0.0); }
 
   int64_t first_centre, width, rows;
 
@@ -101,7 +103,8 @@ class CentreTable {
 void accumulate(const Grid& grid, int64_t count, const Row& row, CentreTable& sums);
 
 // g_k += sum over centres c and offsets m with c + m = k of C_m sums[c][m]: the unnormalised RDF.
-void add_to_rdf(const Grid& grid, const CentreTable& sums, double* g);
+// Leaves `sums` all zero, ready for the next rows.
+void move_to_rdf(const Grid& grid, CentreTable& sums, double* g);
 
 // Weights w (n_bins) with the zero margins pair_gradients reads.
 std::vector<double> padded_weights(const Grid& grid, const double* w);

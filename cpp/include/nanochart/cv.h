@@ -14,8 +14,8 @@
 namespace nanochart {
 
 struct CvOptions {
-  // libtorch intra-op threads used by the RDF pair loops and the encoder. Default 1: inside MD
-  // the engine owns the cores.
+  // Threads for the RDF (the core's own pool) and the encoder (libtorch's intra-op threads, set
+  // for each call and put back after it). Default 1: inside MD the engine owns the cores.
   int num_threads = 1;
   // kAuto evaluates nanochart's own encoder architecture with the core's evaluator (checked
   // against libtorch on load); kLibtorch always uses libtorch.

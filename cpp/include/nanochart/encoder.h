@@ -2,6 +2,10 @@
 // vector-Jacobian product dV/dg = (ds/dg)^T dV/ds through libtorch autograd, or through the
 // core's own evaluator when the module is nanochart's encoder architecture and the evaluator
 // agrees with libtorch on load (several times faster for one structure).
+//
+// Loading a model and vjp() may run libtorch autograd, which refuses to run on a thread holding
+// Python's GIL once torch's Python module is imported: callers inside a Python process release it
+// first (the Python bindings and the PLUMED action do).
 #pragma once
 
 #include <cstdint>

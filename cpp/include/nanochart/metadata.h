@@ -11,8 +11,7 @@ namespace nanochart {
 
 struct ModelMetadata {
   int format_version = 1;
-  RdfSettings rdf;
-  std::string length_unit = "angstrom";
+  RdfSettings rdf;  // rdf.length_unit is the model's length unit
   std::vector<std::string> cv_names;
   std::vector<std::string> elements;
   int64_t n_atoms = 0;
@@ -22,10 +21,7 @@ struct ModelMetadata {
   static ModelMetadata from_json(const std::string& text);
 
   // Size of the model's length unit in nanometres (PLUMED's default length unit).
-  double length_unit_in_nm() const;
+  double length_unit_in_nm() const { return nanochart::length_unit_in_nm(rdf.length_unit); }
 };
-
-// The length units a model may declare, and their size in nanometres. Throws ModelError otherwise.
-double length_unit_in_nm(const std::string& unit);
 
 }  // namespace nanochart

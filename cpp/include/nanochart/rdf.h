@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 
 #include "nanochart/box.h"
 
@@ -23,6 +24,9 @@ struct RdfSettings {
   int64_t n_bins = 200;
   double sigma = 0.1;
   double cutoff_sigmas = 6.0;
+  // The unit of r_min, r_max and sigma, and of the positions the RDF is computed for (see
+  // length_unit_in_nm). Python's nanochart.core.rdf.RdfSettings has the same fields.
+  std::string length_unit = "angstrom";
 
   // Throws InputError naming the offending setting.
   void validate() const;
@@ -64,11 +68,18 @@ class RdfRecord {
 
 class Rdf {
  public:
-  // Throws InputError for impossible settings.
-  explicit Rdf(const RdfSettings& settings);
+  // Throws InputError for impossible settings or num_threads < 1.
+  explicit Rdf(const RdfSettings& settings, int num_threads = 1);
 
   const RdfSettings& settings() const { return settings_; }
   int64_t n_bins() const { return settings_.n_bins; }
+
+  // Threads (the calling one included) of the core's thread pool for the pair loops of compute()
+  // and backward(), and for the structures of compute_batch(). With 1 the calling thread does all
+  // the work and the pool is not used. Results are the same, bit for bit, for any thread count.
+  int num_threads() const { return num_threads_; }
+  // Throws InputError unless num_threads >= 1.
+  void set_num_threads(int num_threads);
 
   // Writes g (n_bins values) for positions (n_atoms x 3, row-major). Throws InputError for fewer
   // than two atoms or non-finite coordinates.
@@ -78,8 +89,8 @@ class Rdf {
                RdfRecord* record = nullptr) const;
 
   // g (batch x n_bins) for a batch of structures (batch x n_atoms x 3) sharing one box, in
-  // parallel over the structures, each the share of `partition` as in compute(). Errors name
-  // the structure: "structure 5 of the batch: ...".
+  // parallel over the structures (each structure on one thread), each the share of `partition`
+  // as in compute(). Errors name the structure: "structure 5 of the batch: ...".
   void compute_batch(const double* positions, int64_t batch, int64_t n_atoms, const Box& box, double* g,
                      PairPartition partition = {}) const;
 
@@ -94,10 +105,18 @@ class Rdf {
   void backward(const RdfRecord& record, const double* dL_dg, double* dL_dx, double* dL_dstrain) const;
 
  private:
+  void compute_on(int threads, const double* positions, int64_t n_atoms, const Box& box, double* g,
+                  const PairPartition& partition, RdfRecord* record) const;
+
   RdfSettings settings_;
+  int num_threads_ = 1;
 };
 
 // Throws InputError if any coordinate is NaN or infinite, naming the first bad atom.
 void check_finite_positions(const double* positions, int64_t n_atoms);
+
+// The size in nanometres (PLUMED's default length unit) of a length unit an RDF may be in:
+// angstrom (or A), nm, bohr. Throws InputError for any other.
+double length_unit_in_nm(const std::string& unit);
 
 }  // namespace nanochart

@@ -33,7 +33,8 @@ class CV:
     path
         TorchScript file with ``nanochart.json`` metadata (see :func:`nanochart.export_model`).
     num_threads
-        libtorch threads for the RDF pair loops and the encoder (default 1).
+        threads for the RDF pair loops (the core's own pool; results do not depend on the count)
+        and libtorch's for the encoder (default 1: inside MD the engine owns the cores).
     engine
         ``"auto"`` (default): a model of nanochart's own encoder architecture runs in the core's
         own float64 evaluator, after it is checked against libtorch on load (several times faster

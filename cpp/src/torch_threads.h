@@ -1,5 +1,6 @@
-// libtorch's intra-op thread count is process-wide; the core sets it for the duration of each
-// call and puts the caller's value back, so a Python user's torch settings are left alone.
+// libtorch's intra-op thread count is process-wide; the encoder/CV part sets it for the duration
+// of each call into libtorch and puts the caller's value back, so a Python user's torch settings
+// are left alone. Private to the torch part of cpp/src (the RDF has its own thread pool).
 #pragma once
 
 #include <ATen/Parallel.h>

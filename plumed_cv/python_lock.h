@@ -1,7 +1,8 @@
-// The core may run inside a Python process on a thread that holds the GIL: PLUMED driven from
+// RDF_ENCODER may run inside a Python process on a thread that holds the GIL: PLUMED driven from
 // Python's `plumed` package, whose calls do not release it. Once torch's Python module is
-// imported, its autograd engine refuses to run there. The core does not link Python: it finds the
-// C API with dlsym and releases the lock around the backward pass only when the caller holds it.
+// imported, libtorch's autograd engine refuses to run there, and the core runs autograd when it
+// loads a model and in backward passes. The plugin does not link Python: it finds the C API with
+// dlsym and releases the lock around those calls only when the caller holds it.
 #pragma once
 
 #include <dlfcn.h>
