@@ -103,7 +103,7 @@ def main() -> None:
     }
     if args.analyse_only:
         folders = sorted(out.glob("walker_*")) or [out]
-        md_seconds = json.loads((out / "summary.json").read_text()).get("md_wall_s", float("nan"))
+        md_seconds = _md_seconds(out, folders)
     else:
         began = time.perf_counter()
         if args.walkers > 1:
@@ -130,6 +130,14 @@ def main() -> None:
         f"{len(paths)} walker(s), MD {md_seconds:.0f} s: {changes} changes of motif,"
         f" {summary['changes_per_wall_hour']:.0f} per hour of wall time; wrote {out / 'summary.json'}"
     )
+
+
+def _md_seconds(out: Path, folders: list[Path]) -> float:
+    """The MD wall time of runs already made: from their summary, else from their files' times."""
+    if (out / "summary.json").is_file():
+        return float(json.loads((out / "summary.json").read_text())["md_wall_s"])
+    began = min((folder / "plumed.dat").stat().st_mtime for folder in folders)
+    return max((folder / "trajectory.extxyz").stat().st_mtime for folder in folders) - began
 
 
 def report_run(folder: Path, method: str, temperature: float) -> MotifPath:
@@ -181,7 +189,8 @@ def free_energies(
         times.append(path.times[kept])
         labels.append(np.asarray(path.labels)[kept])
         log_weights.append(colvar[column][rows][kept] / kt)
-        planes.append(np.column_stack([colvar["cv1"][rows], colvar["cv2"][rows]])[kept])
+        first, second = colvar_fields(colvar)[0][:2]
+        planes.append(np.column_stack([colvar[first][rows], colvar[second][rows]])[kept])
     # Pooled over walkers in order of time, so that each block is a stretch of time of all walkers.
     order = np.argsort(np.concatenate(times), kind="stable")
     all_labels = np.concatenate(labels)[order]
