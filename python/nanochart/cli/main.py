@@ -33,13 +33,11 @@ def _train(args: argparse.Namespace) -> None:
     unit = settings.length_unit
     grid = f"r = {settings.r_min}..{settings.r_max} {unit}, {settings.n_bins} bins"
     print(f"RDF        {grid}, sigma {settings.sigma} {unit}")
-    # Options left unset take the estimator's defaults, so they are defined once.
-    optional = {"consistency": args.consistency} if args.consistency is not None else {}
     run = train(
         data,
         args.out,
         resume=args.resume,
-        **optional,
+        consistency=args.consistency,
         n_cvs=args.n_cvs,
         channels=args.channels,
         kernel_size=args.kernel_size,
@@ -299,6 +297,7 @@ def _plugin(args: argparse.Namespace) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from ..core.rdf import DEFAULT_BINS, DEFAULT_SIGMA
     from ..model.features import TARGETS
+    from ..model.training import ChartAutoencoder
 
     parser = argparse.ArgumentParser(
         prog="nanochart", description="Chart nanocluster structures and bias MD on the chart."
@@ -310,36 +309,75 @@ def build_parser() -> argparse.ArgumentParser:
         "data", help="ASE-readable file of structures of one cluster size (extxyz, xyz, dump, traj)"
     )
     train.add_argument("--out", required=True, help="output folder (checkpoint.pt, loss.png, training.json)")
-    train.add_argument("--n-cvs", type=int, default=3, help="latent size, the number of CVs (default 3)")
+    # The estimator's defaults, defined once in ChartAutoencoder.
+    fit = ChartAutoencoder().get_params()
+    train.add_argument(
+        "--n-cvs", type=int, default=fit["n_cvs"], help=f"latent size, the number of CVs ({fit['n_cvs']})"
+    )
     train.add_argument(
         "--channels",
         type=_channels,
-        default=(16, 32, 32, 64, 64),
-        help="channels of the five blocks, comma-separated (default 16,32,32,64,64)",
+        default=tuple(fit["channels"]),
+        help=f"channels of the five blocks, comma-separated ({','.join(map(str, fit['channels']))})",
     )
-    train.add_argument("--kernel-size", type=int, default=5, help="convolution kernel size (default 5)")
-    train.add_argument("--stride", type=int, default=2, help="convolution stride (default 2)")
+    train.add_argument(
+        "--kernel-size",
+        type=int,
+        default=fit["kernel_size"],
+        help=f"convolution kernel size ({fit['kernel_size']})",
+    )
+    train.add_argument(
+        "--stride", type=int, default=fit["stride"], help=f"convolution stride ({fit['stride']})"
+    )
     train.add_argument(
         "--activation",
         choices=["relu", "silu", "softplus"],
-        default="silu",
-        help="silu (default) or softplus: smooth bias forces for MD; relu as in the paper",
+        default=fit["activation"],
+        help=f"({fit['activation']}) silu or softplus: smooth bias forces for MD; relu as in the paper",
     )
-    train.add_argument("--epochs", type=int, default=300, help="at most this many epochs (default 300)")
     train.add_argument(
-        "--patience", type=int, default=30, help="early stopping patience in epochs (default 30)"
+        "--epochs", type=int, default=fit["epochs"], help=f"at most this many epochs ({fit['epochs']})"
+    )
+    train.add_argument(
+        "--patience",
+        type=int,
+        default=fit["patience"],
+        help=f"early stopping patience in epochs ({fit['patience']})",
     )
     train.add_argument(
         "--consistency",
         type=float,
+        default=fit["consistency"],
         help="weight of the term that pulls each thermal snapshot's CVs onto its quench's, relative "
-        "to the spread of the chart (default: ChartAutoencoder's; 0 turns it off)",
+        f"to the spread of the chart ({fit['consistency']:g}; 0 turns it off)",
     )
-    train.add_argument("--batch-size", type=int, default=64)
-    train.add_argument("--learning-rate", type=float, default=1e-3)
-    train.add_argument("--validation-fraction", type=float, default=0.2)
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1 ...")
+    train.add_argument(
+        "--batch-size",
+        type=int,
+        default=fit["batch_size"],
+        help=f"structures per training step ({fit['batch_size']})",
+    )
+    train.add_argument(
+        "--learning-rate",
+        type=float,
+        default=fit["learning_rate"],
+        help=f"Adam's learning rate ({fit['learning_rate']:g})",
+    )
+    train.add_argument(
+        "--validation-fraction",
+        type=float,
+        default=fit["validation_fraction"],
+        help=f"share of the structures held out for early stopping ({fit['validation_fraction']:g})",
+    )
+    train.add_argument(
+        "--seed",
+        type=int,
+        default=fit["seed"],
+        help=f"seed of the split, the initial weights and the batches ({fit['seed']})",
+    )
+    train.add_argument(
+        "--device", default=fit["device"], help=f"torch device: cpu, cuda, cuda:1 ... ({fit['device']})"
+    )
     train.add_argument(
         "--sigma", type=float, default=DEFAULT_SIGMA, help=f"RDF Gaussian width, angstrom ({DEFAULT_SIGMA})"
     )

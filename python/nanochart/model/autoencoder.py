@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .encoder import ConvEncoder, activation_layer, conv_lengths
+from .encoder import DEFAULT_CHANNELS, ConvEncoder, activation_layer, conv_lengths
 
 
 class ConvDecoder(nn.Module):
@@ -62,7 +62,7 @@ class ConvAutoencoder(nn.Module):
         self,
         n_bins: int = 200,
         n_cvs: int = 3,
-        channels: Sequence[int] = (16, 32, 32, 64, 64),
+        channels: Sequence[int] = DEFAULT_CHANNELS,
         kernel_size: int = 5,
         stride: int = 2,
         activation: str = "relu",

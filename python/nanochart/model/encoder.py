@@ -28,6 +28,10 @@ def activation_layer(name: str) -> nn.Module:
     return ACTIVATIONS[name]()
 
 
+#: Output channels of the five convolution blocks (the paper's architecture).
+DEFAULT_CHANNELS = (16, 32, 32, 64, 64)
+
+
 class ConvEncoder(nn.Module):
     """Five (Conv1d, activation, BatchNorm1d) blocks, flatten, then a linear layer to ``n_cvs``.
 
@@ -42,7 +46,7 @@ class ConvEncoder(nn.Module):
         self,
         n_bins: int = 200,
         n_cvs: int = 3,
-        channels: Sequence[int] = (16, 32, 32, 64, 64),
+        channels: Sequence[int] = DEFAULT_CHANNELS,
         kernel_size: int = 5,
         stride: int = 2,
         activation: str = "relu",

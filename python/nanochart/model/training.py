@@ -24,7 +24,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 
 from ..core.rdf import RdfSettings
 from .autoencoder import ConvAutoencoder
-from .encoder import ConvEncoder
+from .encoder import DEFAULT_CHANNELS, ConvEncoder
 
 CHECKPOINT_VERSION = 1
 
@@ -64,7 +64,7 @@ class ChartAutoencoder(TransformerMixin, BaseEstimator):
     def __init__(
         self,
         n_cvs: int = 3,
-        channels: Sequence[int] = (16, 32, 32, 64, 64),
+        channels: Sequence[int] = DEFAULT_CHANNELS,
         kernel_size: int = 5,
         stride: int = 2,
         activation: str = "silu",
