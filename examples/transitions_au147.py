@@ -42,6 +42,9 @@ from nanochart.simulation.transitions import (
 HERE = Path(__file__).parent
 MODEL = HERE.parent / "models" / "au147" / "au147.pt"
 MOTIFS = HERE / "data" / "au147_motifs.extxyz"
+#: Free energies above this many kJ/mol share the top colour of fes.png (the rarely visited edges
+#: would otherwise stretch the scale over the basins).
+FES_CAP_KJ_MOL = 80.0
 TIMESTEP_PS = 0.0025  # 400 steps per ps, so that frames fall on whole ps
 #: The biases of this example, found by trying (README, "Enhanced sampling"): Gaussians a quarter
 #: of each CV's spread on the chart wide, walls at the chart's edges.
@@ -211,6 +214,7 @@ def free_energies(
         png,
         points=plane,
         point_labels=list(all_labels),
+        cap=FES_CAP_KJ_MOL,
         title=f"reweighted F at {temperature:g} K: {len(all_labels)} quenched frames after {skip_ps:g} ps",
     )
     print(
