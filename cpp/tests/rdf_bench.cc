@@ -42,9 +42,16 @@ int main(int argc, char** argv) {
   for (int a = 1; a < argc; ++a) {
     if (std::string(argv[a]) == "--threads" && a + 1 < argc) {
       max_threads = std::atoi(argv[++a]);
-    } else {
+    } else if (std::atoll(argv[a]) >= 2) {
       sizes.push_back(std::atoll(argv[a]));
+    } else {
+      std::fprintf(stderr, "usage: %s [--threads MAX] [ATOMS ...]  (cluster sizes of at least 2 atoms)\n", argv[0]);
+      return 2;
     }
+  }
+  if (max_threads < 1) {
+    std::fprintf(stderr, "--threads takes a count of at least 1\n");
+    return 2;
   }
   if (sizes.empty()) sizes = {147, 309, 561};
   const nanochart::RdfSettings settings{0.0, 16.0, 200, 0.1, 6.0, "angstrom"};
