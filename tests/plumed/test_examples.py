@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from requirements import needs_md
+
+from plumed_setup import needs_md
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 pytestmark = [pytest.mark.slow, *needs_md]

@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from ase.cluster import Icosahedron
-from requirements import LAMMPS_PLUGIN, PLUGIN, PLUMED, UNKNOWN_KEYWORD, needs_lammps_plugin
 
 import nanochart
 from nanochart.simulation.md import EV_IN_KJ_PER_MOL, run_md
 from nanochart.simulation.plumed_install import has_mpi
+from plumed_setup import LAMMPS_PLUGIN, PLUGIN, PLUMED, UNKNOWN_KEYWORD, needs_lammps_plugin
 
 pytestmark = needs_lammps_plugin
 

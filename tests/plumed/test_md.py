@@ -9,12 +9,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from ase.cluster import Decahedron, Icosahedron, Octahedron
-from requirements import UNKNOWN_KEYWORD, needs_md
 
 import nanochart
 from conftest import RDF_SETTINGS
 from nanochart.core.rdf import RdfSettings
 from nanochart.simulation.plumed_install import plugin_path
+from plumed_setup import UNKNOWN_KEYWORD, needs_md
 
 pytestmark = [pytest.mark.slow, *needs_md]
 

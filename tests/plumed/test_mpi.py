@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from ase import Atoms
-from requirements import PLUGIN, PLUMED, needs_plugin
 
 from conftest import motif
 from nanochart.simulation.plumed_driver import run_driver, write_driver_xyz
 from nanochart.simulation.plumed_install import has_mpi
+from plumed_setup import PLUGIN, PLUMED, needs_plugin
 
 MPIEXEC = shutil.which("mpiexec") or (Path(sys.prefix) / "bin" / "mpiexec").is_file()
 pytestmark = [

@@ -15,13 +15,13 @@ import pytest
 import torch
 from ase import Atoms
 from ase.build import bulk
-from requirements import PLUGIN, PLUMED, UNKNOWN_KEYWORD, needs_plugin
 
 import nanochart
 from conftest import motif
 from nanochart.core.model_file import METADATA_FILE
 from nanochart.model.encoder import ConvEncoder
 from nanochart.simulation.plumed_driver import run_driver, write_driver_xyz
+from plumed_setup import PLUGIN, PLUMED, UNKNOWN_KEYWORD, needs_plugin
 
 pytestmark = needs_plugin
 
