@@ -131,9 +131,10 @@ def colvar_fields(columns: dict[str, np.ndarray]) -> tuple[list[str], list[str]]
 
 
 def biased_run(columns: dict[str, np.ndarray], path: str | os.PathLike[str]) -> Path:
-    """A biased run from its PLUMED COLVAR columns (``plumed.read_colvar``): the path in the plane of
-    the first two CVs coloured by time, each CV against time, and the bias (kJ/mol) against time
-    when a ``*.bias`` column is there (and ``*.rbias``, metadynamics' bias minus c(t))."""
+    """A biased run from its PLUMED COLVAR columns (``simulation.plumed_input.read_colvar``): the
+    path in the plane of the first two CVs coloured by time, each CV against time, and the bias
+    (kJ/mol) against time when a ``*.bias`` column is there (and ``*.rbias``, metadynamics' bias
+    minus c(t))."""
     plt = pyplot()
     time = columns["time"]
     cvs, biases = colvar_fields(columns)

@@ -195,7 +195,7 @@ def thermal_separation(
     progress: bool = False,
 ) -> ThermalSeparation | None:
     """k-NN (fitted on the charted ``cvs`` and ``labels``) on the thermal snapshots that held-out
-    quenched structures carry (see ``featurize.thermal_frames``); None when they carry none."""
+    quenched structures carry (see ``data.structures.thermal_frames``); None when they carry none."""
     from sklearn.neighbors import KNeighborsClassifier
 
     snapshots, owners = thermal_frames(held_out_frames)
