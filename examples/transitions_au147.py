@@ -37,6 +37,7 @@ from nanochart.simulation.transitions import (
     MotifPath,
     free_energy_difference,
     free_energy_surface,
+    reweighted_population,
 )
 
 HERE = Path(__file__).parent
@@ -199,8 +200,7 @@ def free_energies(
     all_labels = np.concatenate(labels)[order]
     all_log_weights = np.concatenate(log_weights)[order]
     plane = np.concatenate(planes)[order]
-    weights = np.exp(all_log_weights - all_log_weights.max())
-    population = {str(n): float(weights[all_labels == n].sum() / weights.sum()) for n in set(all_labels)}
+    population = reweighted_population(all_labels, all_log_weights)
     ranked = sorted(population, key=population.__getitem__, reverse=True)
     a, b = (ranked[0], ranked[1]) if len(ranked) > 1 else (ranked[0], ranked[0])
     delta, error = free_energy_difference(all_labels, all_log_weights, a, b, temperature)

@@ -1,5 +1,5 @@
-"""Motif paths and reweighted free energies (nanochart.transitions), and quenching a trajectory in
-one LAMMPS session (lammps_session.quench_frames)."""
+"""Motif paths and reweighted free energies (nanochart.simulation.transitions), and quenching a
+trajectory in one LAMMPS session (simulation.lammps_session.quench_frames)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from nanochart.simulation.transitions import (
     MotifPath,
     free_energy_difference,
     free_energy_surface,
+    reweighted_population,
 )
 
 
@@ -117,3 +118,14 @@ def test_free_energy_surface_reweights_each_bin() -> None:
     assert np.isnan(fes[0, 3]) and np.isnan(fes[1, 1]), "bins without frames have no free energy"
     with pytest.raises(ValueError, match="one x, y and log weight per frame"):
         free_energy_surface(x, y[:-1], log_weights, temperature)
+
+
+def test_reweighted_population_shares_the_weight_by_label() -> None:
+    labels = ["Ih", "Ih", "mix", "Dh"]
+    log_weights = np.log([1.0, 3.0, 2.0, 4.0]) + 700.0  # exp(700) alone would be near overflow
+    population = reweighted_population(labels, log_weights)
+    assert population == pytest.approx({"Ih": 0.4, "mix": 0.2, "Dh": 0.4})
+    with pytest.raises(ValueError, match="one weight per label"):
+        reweighted_population(labels, log_weights[:3])
+    with pytest.raises(ValueError, match="log_weights must be finite"):
+        reweighted_population(labels, np.array([0.0, np.nan, 0.0, 0.0]))

@@ -30,9 +30,7 @@ def _train(args: argparse.Namespace) -> None:
         f"; {data.n_thermal} thermal snapshots, each trained to land on its quench" if data.n_thermal else ""
     )
     print(f"data       {args.data}: {len(frames)} structures of {len(frames[0])} atoms{denoising}")
-    unit = settings.length_unit
-    grid = f"r = {settings.r_min}..{settings.r_max} {unit}, {settings.n_bins} bins"
-    print(f"RDF        {grid}, sigma {settings.sigma} {unit}")
+    print(f"RDF        {settings.describe()}")
     run = train(
         data,
         args.out,

@@ -60,6 +60,11 @@ class RdfSettings:
             raise ValueError(f"RDF settings lack {sorted(missing)}")
         return cls(**values)
 
+    def describe(self) -> str:
+        """The settings in words, for logs and file headers."""
+        unit = self.length_unit
+        return f"r = {self.r_min}..{self.r_max} {unit}, {self.n_bins} bins, sigma {self.sigma} {unit}"
+
     def grid(self) -> np.ndarray:
         """The distances ``r_k`` at which the RDF is evaluated."""
         return np.linspace(self.r_min, self.r_max, self.n_bins)

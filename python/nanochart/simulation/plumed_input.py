@@ -116,13 +116,11 @@ def plumed_input(
             at = ",".join(f"{v:.3g}" for v in np.percentile(cvs, edge, axis=0))
             extra.append(f"{name.split('_')[0].lower()}: {name} ARG={arguments} AT={at} KAPPA={kappa}")
     rdf = RdfSettings.from_dict(metadata["rdf"])
-    unit = rdf.length_unit
-    grid_text = f"r = {rdf.r_min}..{rdf.r_max} {unit}, {rdf.n_bins} bins, sigma {rdf.sigma} {unit}"
     comment = "" if active else "# "
     lines = [
         f"# nanochart model {model.name}: {metadata['n_atoms']} {'/'.join(metadata['elements'])} atoms,",
-        f"# RDF {grid_text}.",
-        f"# Units: PLUMED's (nm, kJ/mol, ps); RDF_ENCODER converts lengths to the model's {unit}.",
+        f"# RDF {rdf.describe()}.",
+        f"# Units: PLUMED's (nm, kJ/mol, ps); RDF_ENCODER converts lengths to the model's {rdf.length_unit}.",
         load,
         f"cv: RDF_ENCODER MODEL={model} GROUP=1-{metadata['n_atoms']} NOPBC",
         f"PRINT ARG={','.join(f'cv.{name}' for name in names)} STRIDE={stride} FILE=COLVAR FMT=%.10f",

@@ -88,6 +88,25 @@ class MotifPath:
         }
 
 
+def _relative_weights(log_weights: np.ndarray) -> np.ndarray:
+    """exp(``log_weights``) scaled by a common factor (the largest weight is 1), so that no weight
+    overflows; refuses non-finite log weights."""
+    log_weights = np.asarray(log_weights, dtype=np.float64)
+    if not np.isfinite(log_weights).all():
+        raise ValueError("log_weights must be finite")
+    return np.exp(log_weights - log_weights.max())
+
+
+def reweighted_population(labels: np.ndarray | list[str], log_weights: np.ndarray) -> dict[str, float]:
+    """Share of the total statistical weight exp(``log_weights``) (as for
+    :func:`free_energy_difference`) carried by the frames of each label."""
+    labels = np.asarray(labels)
+    weights = _relative_weights(log_weights)
+    if labels.shape != weights.shape:
+        raise ValueError(f"one weight per label: {labels.shape} vs {weights.shape}")
+    return {str(name): float(weights[labels == name].sum() / weights.sum()) for name in np.unique(labels)}
+
+
 def free_energy_difference(
     labels: np.ndarray | list[str],
     log_weights: np.ndarray,
@@ -102,19 +121,14 @@ def free_energy_difference(
     F(c) = -kT ln sum_{i in c} w_i."""
     labels = np.asarray(labels)
     log_weights = np.asarray(log_weights, dtype=np.float64)
-    if labels.shape != log_weights.shape:
-        raise ValueError(f"one weight per label: {labels.shape} vs {log_weights.shape}")
-    if not np.isfinite(log_weights).all():
-        raise ValueError("log_weights must be finite")
+    reweighted_population(labels, log_weights)  # checks the shapes and the weights
     kt = BOLTZMANN_KJ_PER_MOL_K * temperature
 
     def difference(rows: np.ndarray) -> float:
-        lw = log_weights[rows]
-        in_a, in_b = labels[rows] == a, labels[rows] == b
-        if not in_a.any() or not in_b.any():
+        population = reweighted_population(labels[rows], log_weights[rows])
+        if a not in population or b not in population:
             return float("nan")
-        top = lw.max()  # log-sum-exp, shifted for range
-        return -kt * (np.log(np.exp(lw[in_a] - top).sum()) - np.log(np.exp(lw[in_b] - top).sum()))
+        return -kt * (np.log(population[a]) - np.log(population[b]))
 
     whole = difference(np.arange(len(labels)))
     if n_blocks < 2:
@@ -138,9 +152,7 @@ def free_energy_surface(
     log_weights = np.asarray(log_weights, dtype=np.float64)
     if not (x.shape == y.shape == log_weights.shape) or x.ndim != 1 or not len(x):
         raise ValueError(f"one x, y and log weight per frame: {x.shape}, {y.shape}, {log_weights.shape}")
-    if not np.isfinite(log_weights).all():
-        raise ValueError("log_weights must be finite")
-    weights = np.exp(log_weights - log_weights.max())
+    weights = _relative_weights(log_weights)
     histogram, x_edges, y_edges = np.histogram2d(x, y, bins=bins, weights=weights)
     with np.errstate(divide="ignore"):
         free_energy = -BOLTZMANN_KJ_PER_MOL_K * temperature * np.log(histogram)
