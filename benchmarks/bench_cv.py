@@ -1,7 +1,8 @@
 """Time the CV per call: C++ core vs a pure-torch RDF + the same encoder + autograd.
 
 For icosahedra of N = 55, 147, 309, 561 gold atoms, 200 bins, a 3-CV encoder of the paper's shape
-(five Conv1d+ReLU+BatchNorm blocks, then a linear layer), one thread. Prints a markdown table.
+(five Conv1d+ReLU+BatchNorm blocks, then a linear layer), one thread (and the core's values+forces
+with two). Prints a markdown table.
 
     scripts/dev bench            (or: python benchmarks/bench_cv.py [--seconds 0.2])
 """
@@ -62,6 +63,7 @@ def time_one_size(
     """Per-call times (us) of the core and of the pure-torch path on an icosahedron of n_atoms."""
     x = Icosahedron("Au", SIZES[n_atoms]).positions
     core = nanochart.CV(model, num_threads=1)._core  # the core itself, without the size warning
+    core_2_threads = nanochart.CV(model, num_threads=2)._core
     core_libtorch = nanochart.CV(model, num_threads=1, engine="libtorch")._core
     dV_ds = np.array([1.0, -0.5, 0.25])
     positions, weights = torch.tensor(x), torch.tensor(dV_ds)
@@ -80,6 +82,7 @@ def time_one_size(
     calls = {
         "core values": lambda: core.values(x[None], None),
         "core values+forces": lambda: core.forces(x, dV_ds, None),
+        "core values+forces, 2 threads": lambda: core_2_threads.forces(x, dV_ds, None),
         "core libtorch values+forces": lambda: core_libtorch.forces(x, dV_ds, None),
         "torch values": torch_values,
         "torch values+forces": torch_forces,
@@ -105,21 +108,24 @@ def main() -> None:
         engine = nanochart.CV(model).engine
         rows = [(n, time_one_size(model, scripted, n, args.seconds)) for n in SIZES]
 
-    print(f"CV per call, 1 thread, {RDF['n_bins']} bins, 3-CV paper-shape encoder (float64)")
+    print(f"CV per call, 1 thread unless stated, {RDF['n_bins']} bins, 3-CV paper-shape encoder (float64)")
     versions = f"torch {torch.__version__}; nanochart {nanochart.__version__}"
     print(f"machine: {cpu_name()}, {platform.machine()}, {os.cpu_count()} cores; {versions}")
     print(f"core encoder engine: {engine}")
     print()
     print(
-        "| N | core values (us) | core values+forces (us) | core values+forces, libtorch engine (us) "
+        "| N | core values (us) | core values+forces (us) | core values+forces, 2 threads (us) "
+        "| 2-thread speed-up | core values+forces, libtorch engine (us) "
         "| torch values (us) | torch values+forces (us) | speed-up values+forces | RDF forward alone (us) "
         "| RDF backward alone (us) |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for n_atoms, t in rows:
         speed_up = t["torch values+forces"] / t["core values+forces"]
+        threads_speed_up = t["core values+forces"] / t["core values+forces, 2 threads"]
         print(
             f"| {n_atoms} | {t['core values']:.0f} | {t['core values+forces']:.0f} "
+            f"| {t['core values+forces, 2 threads']:.0f} | {threads_speed_up:.2f}x "
             f"| {t['core libtorch values+forces']:.0f} | {t['torch values']:.0f} "
             f"| {t['torch values+forces']:.0f} | {speed_up:.1f}x | {t['core rdf only']:.0f} "
             f"| {t['core rdf backward']:.0f} |"

@@ -175,7 +175,7 @@ def test_forces_equal_rdf_backward_of_the_libtorch_vjp(model_path, rng, n_atoms)
     assert max_relative(virial, dV_dstrain) < 1e-12
 
 
-NARROW_RUN = """
+OTHER_PATH_RUN = """
 import sys, numpy as np, nanochart
 data = np.load(sys.argv[1])
 cv = nanochart.CV(sys.argv[2])
@@ -185,19 +185,29 @@ np.savez(sys.argv[3], g=g, forces=forces, virial=virial, engine=cv.engine)
 """
 
 
-def test_two_double_vector_path_gives_the_same_results(tmp_path, model_path, rng) -> None:
-    """CPUs without AVX2 (and ARM) run the RDF windows on 2-double vectors and the encoder in
-    libtorch; NANOCHART_NARROW_VECTORS=1 takes that path here."""
+@pytest.mark.parametrize(
+    ("variable", "engine"),
+    [
+        # CPUs without AVX2 (and ARM) run the RDF windows on 2-double vectors and the encoder in libtorch.
+        ("NANOCHART_NARROW_VECTORS", "libtorch (the core's evaluator needs an x86-64 CPU with AVX2"),
+        # Without AVX-512 the core's evaluator runs its convolutions on 4-double vectors, not 8.
+        ("NANOCHART_NO_AVX512", "native"),
+    ],
+)
+def test_other_vector_paths_give_the_same_results(tmp_path, model_path, rng, variable, engine) -> None:
+    """The paths that other CPUs take, taken here by setting `variable` to 1, agree with this
+    CPU's to rounding."""
     x = motif("ico147") + 0.05 * rng.normal(size=(147, 3))
     dV_ds = np.array([1.0, -0.5, 0.25])
     np.savez(tmp_path / "in.npz", x=x, dV_ds=dV_ds)
-    env = {**os.environ, "NANOCHART_NARROW_VECTORS": "1"}
     files = [str(tmp_path / "in.npz"), str(model_path), str(tmp_path / "out.npz")]
-    subprocess.run([sys.executable, "-c", NARROW_RUN, *files], env=env, check=True)
-    narrow = np.load(tmp_path / "out.npz")
-    assert str(narrow["engine"]).startswith("libtorch (the core's evaluator needs an x86-64 CPU with AVX2")
+    subprocess.run(
+        [sys.executable, "-c", OTHER_PATH_RUN, *files], env={**os.environ, variable: "1"}, check=True
+    )
+    other = np.load(tmp_path / "out.npz")
+    assert str(other["engine"]).startswith(engine)
     cv = nanochart.CV(model_path)
     forces, virial = cv.forces(x, dV_ds)
-    assert max_relative(narrow["g"], nanochart.rdf(x, **RDF_SETTINGS)) < 1e-13
-    assert max_relative(narrow["forces"], forces) < 1e-12
-    assert max_relative(narrow["virial"], virial) < 1e-12
+    assert max_relative(other["g"], nanochart.rdf(x, **RDF_SETTINGS)) < 1e-13
+    assert max_relative(other["forces"], forces) < 1e-12
+    assert max_relative(other["virial"], virial) < 1e-12

@@ -164,140 +164,106 @@ NativeEncoder::Layer activation_layer(const Module& m, int64_t channels, int64_t
   return layer;
 }
 
-// out[p] += sum_q x[q] m[q * stride + p] for p < n_out, q < n_in: the product both convolution
-// passes reduce to (forward: taps x weights; backward: output gradient x transposed weights).
-// Sixteen outputs at a time stay in registers, in two sets of accumulators so that the
-// multiply-add chains overlap.
-NANOCHART_HOT void accumulate_product(int64_t n_out, int64_t n_in, const double* __restrict x,
-                                      const double* __restrict m, int64_t stride, double* __restrict out) {
-  int64_t p = 0;
-  for (; p + 16 <= n_out; p += 16) {
-    Vec4 a0 = load4(out + p), a1 = load4(out + p + 4), a2 = load4(out + p + 8), a3 = load4(out + p + 12);
-    Vec4 b0 = {0, 0, 0, 0}, b1 = b0, b2 = b0, b3 = b0;
-    int64_t q = 0;
-    for (; q + 2 <= n_in; q += 2) {
-      const double* m0 = m + q * stride + p;
-      const double* m1 = m0 + stride;
-      const double x0 = x[q], x1 = x[q + 1];
-      a0 += x0 * load4(m0);
-      a1 += x0 * load4(m0 + 4);
-      a2 += x0 * load4(m0 + 8);
-      a3 += x0 * load4(m0 + 12);
-      b0 += x1 * load4(m1);
-      b1 += x1 * load4(m1 + 4);
-      b2 += x1 * load4(m1 + 8);
-      b3 += x1 * load4(m1 + 12);
-    }
-    if (q < n_in) {
-      const double* m0 = m + q * stride + p;
-      const double x0 = x[q];
-      a0 += x0 * load4(m0);
-      a1 += x0 * load4(m0 + 4);
-      a2 += x0 * load4(m0 + 8);
-      a3 += x0 * load4(m0 + 12);
-    }
-    store4(out + p, a0 + b0);
-    store4(out + p + 4, a1 + b1);
-    store4(out + p + 8, a2 + b2);
-    store4(out + p + 12, a3 + b3);
-  }
-  for (; p + 4 <= n_out; p += 4) {
-    Vec4 a = load4(out + p);
-    for (int64_t q = 0; q < n_in; ++q) a += x[q] * load4(m + q * stride + p);
-    store4(out + p, a);
-  }
-  for (; p < n_out; ++p) {
-    double a = out[p];
-    for (int64_t q = 0; q < n_in; ++q) a += x[q] * m[q * stride + p];
-    out[p] = a;
-  }
-}
-
-// accumulate_product for two inputs x_a, x_b and the same m, into out_a and then out_b, which may
-// overlap: every m value loaded serves two multiply-adds.
-NANOCHART_HOT void accumulate_product_pair(int64_t n_out, int64_t n_in, const double* __restrict x_a,
-                                           const double* __restrict x_b, const double* __restrict m, int64_t stride,
-                                           double* out_a, double* out_b) {
-  int64_t p = 0;
-  for (; p + 16 <= n_out; p += 16) {
-    Vec4 a0 = {0, 0, 0, 0}, a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+// out_i[j] += sum_q x_i[q] m[q * stride + j] for j < n_out, q < n_in and Inputs inputs i: the
+// product both convolution passes reduce to (forward: taps x weights; backward: output gradient x
+// transposed weights), for Inputs neighbouring output positions at once so that every row of m
+// loaded serves Inputs positions (m often lives in L2, the inputs in L1). Two vectors of outputs
+// per position stay in registers. The outputs may overlap (backward: neighbouring positions share
+// input positions): each is updated by a load-add-store, position after position.
+template <typename V, int Inputs>
+NANOCHART_HOT void accumulate_products(int64_t n_out, int64_t n_in, const double* const* x, const double* __restrict m,
+                                       int64_t stride, double* const* out) {
+  constexpr int L = kLanes<V>;
+  int64_t j = 0;
+  for (; j + 2 * L <= n_out; j += 2 * L) {
+    V a[Inputs], b[Inputs];
+    for (int i = 0; i < Inputs; ++i) a[i] = b[i] = V{} * 0.0;
     for (int64_t q = 0; q < n_in; ++q) {
-      const double* m0 = m + q * stride + p;
-      const Vec4 w0 = load4(m0), w1 = load4(m0 + 4), w2 = load4(m0 + 8), w3 = load4(m0 + 12);
-      const double xa = x_a[q], xb = x_b[q];
-      a0 += xa * w0;
-      a1 += xa * w1;
-      a2 += xa * w2;
-      a3 += xa * w3;
-      b0 += xb * w0;
-      b1 += xb * w1;
-      b2 += xb * w2;
-      b3 += xb * w3;
+      const double* row = m + q * stride + j;
+      const V w0 = load<V>(row), w1 = load<V>(row + L);
+      for (int i = 0; i < Inputs; ++i) {
+        const double xi = x[i][q];
+        a[i] += xi * w0;
+        b[i] += xi * w1;
+      }
     }
-    store4(out_a + p, load4(out_a + p) + a0);
-    store4(out_a + p + 4, load4(out_a + p + 4) + a1);
-    store4(out_a + p + 8, load4(out_a + p + 8) + a2);
-    store4(out_a + p + 12, load4(out_a + p + 12) + a3);
-    store4(out_b + p, load4(out_b + p) + b0);
-    store4(out_b + p + 4, load4(out_b + p + 4) + b1);
-    store4(out_b + p + 8, load4(out_b + p + 8) + b2);
-    store4(out_b + p + 12, load4(out_b + p + 12) + b3);
+    for (int i = 0; i < Inputs; ++i) {
+      store(out[i] + j, load<V>(out[i] + j) + a[i]);
+      store(out[i] + j + L, load<V>(out[i] + j + L) + b[i]);
+    }
   }
-  if (p < n_out) {
-    accumulate_product(n_out - p, n_in, x_a, m + p, stride, out_a + p);
-    accumulate_product(n_out - p, n_in, x_b, m + p, stride, out_b + p);
-  }
-}
-
-// Walks the output positions of convolution c. Inside, two positions t, t+1 at a time, all of
-// whose taps fall inside the input: pair(t, start), start being the input position of tap 0 of
-// t (so that both passes share every weight load over the pair). Near the ends, one position at
-// a time with only its taps first..last-1 inside the input (the others fall on the zero
-// padding): single(t, start, first, last).
-template <typename Pair, typename Single>
-void walk_positions(const NativeEncoder::Layer& c, Pair&& pair, Single&& single) {
-  for (int64_t t = 0; t < c.out_length; ++t) {
-    const int64_t start = t * c.stride - c.padding;
-    const int64_t first = std::max<int64_t>(0, -start), last = std::min<int64_t>(c.kernel, c.in_length - start);
-    if (last <= first) continue;
-    if (t + 1 < c.out_length && start >= 0 && start + c.stride + c.kernel <= c.in_length) {
-      pair(t, start);
-      ++t;
-    } else {
-      single(t, start, first, last);
+  for (int i = 0; i < Inputs; ++i) {
+    for (int64_t k = j; k < n_out; ++k) {
+      double sum = out[i][k];
+      for (int64_t q = 0; q < n_in; ++q) sum += x[i][q] * m[q * stride + k];
+      out[i][k] = sum;
     }
   }
 }
 
-// Taps first..last-1 of all input channels are contiguous in the channels-last input.
-void conv_forward(const NativeEncoder::Layer& c, const double* x, double* y) {
+// accumulate_products for one input.
+template <typename V>
+void accumulate_product(int64_t n_out, int64_t n_in, const double* x, const double* m, int64_t stride, double* out) {
+  accumulate_products<V, 1>(n_out, n_in, &x, m, stride, &out);
+}
+
+// Output positions handled together.
+constexpr int kPositions = 4;
+
+// accumulate_products for `count` (1..kPositions) inputs, x_i = x + i * x_step and out_i = out + i *
+// out_step.
+template <typename V>
+void accumulate_positions(int64_t count, int64_t n_out, int64_t n_in, const double* x, int64_t x_step, const double* m,
+                          int64_t stride, double* out, int64_t out_step) {
+  const double* xs[kPositions];
+  double* outs[kPositions];
+  for (int64_t i = 0; i < count; ++i) {
+    xs[i] = x + i * x_step;
+    outs[i] = out + i * out_step;
+  }
+  switch (count) {
+    case 4:
+      return accumulate_products<V, 4>(n_out, n_in, xs, m, stride, outs);
+    case 3:
+      return accumulate_products<V, 3>(n_out, n_in, xs, m, stride, outs);
+    case 2:
+      return accumulate_products<V, 2>(n_out, n_in, xs, m, stride, outs);
+    default:
+      return accumulate_products<V, 1>(n_out, n_in, xs, m, stride, outs);
+  }
+}
+
+// The convolutions run on inputs padded with the layer's zero padding, plus what the last block of
+// positions reads beyond (none for the usual geometries), so that every output position has all its
+// taps: position t reads padded positions t * stride .. t * stride + kernel - 1, all channels, which
+// are contiguous in the channels-last layout.
+int64_t padded_length(const NativeEncoder::Layer& c) {
+  return std::max(c.in_length + 2 * c.padding, (c.out_length - 1) * c.stride + c.kernel);
+}
+
+template <typename V>
+void conv_forward(const NativeEncoder::Layer& c, const double* x, double* y, std::vector<double>& padded) {
   const int64_t ci = c.in_channels, co = c.out_channels;
+  padded.assign(static_cast<size_t>(padded_length(c) * ci), 0.0);
+  std::copy(x, x + c.in_size(), padded.begin() + c.padding * ci);
   for (int64_t t = 0; t < c.out_length; ++t) std::copy(c.bias.begin(), c.bias.end(), y + t * co);
-  walk_positions(
-      c,
-      [&](int64_t t, int64_t start) {
-        accumulate_product_pair(co, c.kernel * ci, x + start * ci, x + (start + c.stride) * ci, c.weight.data(), co,
-                                y + t * co, y + (t + 1) * co);
-      },
-      [&](int64_t t, int64_t start, int64_t first, int64_t last) {
-        accumulate_product(co, (last - first) * ci, x + (start + first) * ci, c.weight.data() + first * ci * co, co,
-                           y + t * co);
-      });
+  for (int64_t t = 0; t < c.out_length; t += kPositions) {
+    accumulate_positions<V>(std::min<int64_t>(kPositions, c.out_length - t), co, c.kernel * ci,
+                            padded.data() + t * c.stride * ci, c.stride * ci, c.weight.data(), co, y + t * co, co);
+  }
 }
 
-void conv_backward(const NativeEncoder::Layer& c, const double* grad_out, double* grad_in) {
+template <typename V>
+void conv_backward(const NativeEncoder::Layer& c, const double* grad_out, double* grad_in,
+                   std::vector<double>& padded) {
   const int64_t ci = c.in_channels, co = c.out_channels, taps = c.kernel * ci;
-  std::fill(grad_in, grad_in + c.in_size(), 0.0);
-  walk_positions(
-      c,
-      [&](int64_t t, int64_t start) {
-        accumulate_product_pair(taps, co, grad_out + t * co, grad_out + (t + 1) * co, c.weight_t.data(), taps,
-                                grad_in + start * ci, grad_in + (start + c.stride) * ci);
-      },
-      [&](int64_t t, int64_t start, int64_t first, int64_t last) {
-        accumulate_product((last - first) * ci, co, grad_out + t * co, c.weight_t.data() + first * ci, taps,
-                           grad_in + (start + first) * ci);
-      });
+  padded.assign(static_cast<size_t>(padded_length(c) * ci), 0.0);
+  for (int64_t t = 0; t < c.out_length; t += kPositions) {
+    accumulate_positions<V>(std::min<int64_t>(kPositions, c.out_length - t), taps, co, grad_out + t * co, co,
+                            c.weight_t.data(), taps, padded.data() + t * c.stride * ci, c.stride * ci);
+  }
+  const double* inside = padded.data() + c.padding * ci;
+  std::copy(inside, inside + c.in_size(), grad_in);
 }
 
 NANOCHART_HOT void affine(int64_t length, int64_t channels, const double* __restrict scale,
@@ -418,6 +384,7 @@ void NativeEncoder::forward(const double* g, double* s, std::vector<std::vector<
   activations.resize(layers_.size() + 1);
   std::vector<double>& input = activations[0];
   input.resize(static_cast<size_t>(n_bins_));
+  std::vector<double> padded;  // a convolution's padded input
   for (int64_t k = 0; k < n_bins_; ++k) input[k] = (g[k] - input_mean_[k]) / input_scale_[k];
   for (size_t l = 0; l < layers_.size(); ++l) {
     const Layer& layer = layers_[l];
@@ -428,7 +395,7 @@ void NativeEncoder::forward(const double* g, double* s, std::vector<std::vector<
     const int64_t n = layer.out_size();
     switch (layer.kind) {
       case Layer::Kind::kConv:
-        conv_forward(layer, x, y);
+        avx512_vectors() ? conv_forward<Vec8>(layer, x, y, padded) : conv_forward<Vec4>(layer, x, y, padded);
         break;
       case Layer::Kind::kAffine:
         affine(layer.out_length, layer.out_channels, layer.weight.data(), layer.bias.data(), x, y);
@@ -466,7 +433,7 @@ void NativeEncoder::forward_recorded(const double* g, double* s) {
 
 void NativeEncoder::vjp(const double* dV_ds, double* dV_dg) const {
   const int64_t f = static_cast<int64_t>(recorded_activations_.back().size());
-  std::vector<double> grad(static_cast<size_t>(f), 0.0), next;
+  std::vector<double> grad(static_cast<size_t>(f), 0.0), next, padded;
   for (int64_t d = 0; d < n_cvs_; ++d) {
     const double* w = linear_weight_.data() + d * f;
     for (int64_t j = 0; j < f; ++j) grad[j] += dV_ds[d] * w[j];
@@ -478,7 +445,8 @@ void NativeEncoder::vjp(const double* dV_ds, double* dV_dg) const {
     const int64_t n = layer.in_size();
     switch (layer.kind) {
       case Layer::Kind::kConv:
-        conv_backward(layer, grad.data(), next.data());
+        avx512_vectors() ? conv_backward<Vec8>(layer, grad.data(), next.data(), padded)
+                         : conv_backward<Vec4>(layer, grad.data(), next.data(), padded);
         break;
       case Layer::Kind::kAffine: {  // scaled per channel like the forward pass, without the shift
         const int64_t channels = layer.in_channels;

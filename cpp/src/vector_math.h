@@ -22,6 +22,11 @@ namespace nanochart {
 // depending on loop lengths known only at run time).
 using Vec4 = double __attribute__((vector_size(32)));
 using Vec2 = double __attribute__((vector_size(16)));
+// Eight doubles: one AVX-512 register, for loops that pick it at run time on CPUs with AVX-512.
+using Vec8 = double __attribute__((vector_size(64)));
+
+template <typename Vec>
+constexpr int kLanes = static_cast<int>(sizeof(Vec) / sizeof(double));
 
 // Four doubles as two Vec2 halves, for CPUs whose vector registers hold two doubles (x86-64
 // without AVX, ARM NEON): there GCC splits a Vec4 badly, through the stack.
@@ -87,6 +92,23 @@ inline bool wide_vectors() {
 #endif
   }();
   return wide;
+}
+
+// Whether loops written for Vec8 should run: on x86-64 with AVX-512F (the x86-64-v4 clones), unless
+// NANOCHART_NO_AVX512=1 (for tests of the Vec4 paths on AVX-512 machines) or narrow vectors are asked for.
+inline bool avx512_vectors() {
+  static const bool avx512 = [] {
+    const char* off = std::getenv("NANOCHART_NO_AVX512");
+    if (!wide_vectors() || (off && std::string(off) == "1")) return false;
+#if defined(__x86_64__) && defined(__linux__) && !defined(NANOCHART_NO_CLONES)
+    return __builtin_cpu_supports("avx512f") != 0;
+#elif defined(__AVX512F__)
+    return true;
+#else
+    return false;
+#endif
+  }();
+  return avx512;
 }
 
 // exp(x) to about 1 ulp, branch-free so that loops over it vectorise: x = n ln2 + r with
