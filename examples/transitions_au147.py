@@ -71,6 +71,11 @@ def main() -> None:
         "--barrier", type=float, help=f"OPES_METAD BARRIER in kJ/mol (default {BIASES['opes'].barrier:g})"
     )
     parser.add_argument(
+        "--biasfactor",
+        type=float,
+        help=f"METAD BIASFACTOR (default {BIASES['metad'].biasfactor:g})",
+    )
+    parser.add_argument(
         "--skip-ps",
         type=float,
         help="ps of each run left out of the free energies while the bias builds up (default: a fifth)",
@@ -87,6 +92,8 @@ def main() -> None:
     bias = BIASES.get(args.method)
     if args.barrier is not None and isinstance(bias, OpesSettings):
         bias = dataclasses.replace(bias, barrier=args.barrier)
+    if args.biasfactor is not None and isinstance(bias, MetadSettings):
+        bias = dataclasses.replace(bias, biasfactor=args.biasfactor)
     text = plumed_input(
         MODEL,
         plugin=plugin_path(),
