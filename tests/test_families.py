@@ -399,7 +399,7 @@ def test_chart_with_finer_families_and_a_subset_for_chemiscope(
     assert not (given / "chart.chemiscope.json.gz").exists()
 
 
-def test_chart_bandwidth_options_are_exclusive(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_chart_refuses_bad_options(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(
             [
@@ -415,10 +415,11 @@ def test_chart_bandwidth_options_are_exclusive(capsys: pytest.CaptureFixture[str
             ]
         )
     assert exit_info.value.code == 2 and "not allowed with argument" in capsys.readouterr().err
-    assert (
-        main(
-            ["chart", str(MODEL), str(tmp_path / "none.extxyz"), "--out", str(tmp_path), "--bandwidth", "-1"]
-        )
-        == 2
-    )
-    assert "bandwidth must be positive" in capsys.readouterr().err
+    missing = str(tmp_path / "none.extxyz")
+    for option, message in (
+        (["--bandwidth", "-1"], "bandwidth must be positive"),
+        (["--representatives", "0"], "at least 1 representative"),
+        (["--chemiscope", "--chemiscope-max", "0"], "at least 1 structure"),
+    ):
+        assert main(["chart", str(MODEL), missing, "--out", str(tmp_path), *option]) == 2
+        assert message in capsys.readouterr().err

@@ -167,15 +167,21 @@ def _count_families(cvs: np.ndarray, bandwidth: float, seed: int) -> int:
 def bandwidth_for_families(
     cvs: np.ndarray, scan: BandwidthScan, n_families: int, seed: int = 0, refinements: int = 8
 ) -> float:
-    """The bandwidth that gives ``n_families`` families: the geometric middle of the scan's
-    bandwidths that give it; when none does, bisection (geometric, ``refinements`` steps) between
+    """The bandwidth that gives ``n_families`` families: the geometric middle of the longest run of
+    the scan's bandwidths that give it; when none does, bisection (geometric, ``refinements`` steps) between
     the scan's neighbours that give more and fewer; else the bandwidth whose count is nearest."""
     if n_families < 1:
         raise ValueError(f"the number of families must be at least 1, got {n_families}")
     bandwidths, counts = scan.bandwidths, scan.n_clusters
     exact = np.flatnonzero(counts == n_families)
-    if len(exact):
-        return float(np.sqrt(bandwidths[exact[0]] * bandwidths[exact[-1]]))
+    if len(exact):  # the middle of the longest run that gives n, if it does (counts can wobble)
+        run = max(np.split(exact, np.flatnonzero(np.diff(exact) > 1) + 1), key=len)
+        middle = float(np.sqrt(bandwidths[run[0]] * bandwidths[run[-1]]))
+        return (
+            middle
+            if _count_families(cvs, middle, seed) == n_families
+            else float(bandwidths[run[len(run) // 2]])
+        )
     tried = dict(zip(bandwidths.tolist(), counts.tolist(), strict=True))
     # Counts fall as the bandwidth grows: bisect the first step of the scan that jumps over n.
     crossing = next((i for i in range(len(counts) - 1) if counts[i] > n_families > counts[i + 1]), None)
@@ -296,6 +302,10 @@ def chart(
         raise ValueError("give a bandwidth or a number of families, not both")
     if bandwidth is not None and bandwidth <= 0:
         raise ValueError(f"the bandwidth must be positive, got {bandwidth}")
+    if n_representatives < 1:
+        raise ValueError(f"a family needs at least 1 representative, got {n_representatives}")
+    if chemiscope_max is not None and chemiscope_max < 1:
+        raise ValueError(f"the chemiscope file needs at least 1 structure, got {chemiscope_max}")
     cv = model if isinstance(model, CV) else CV(model, num_threads=os.cpu_count() or 1)
     frames = read_structures(data)
     cvs = encode_structures(cv, frames, progress=progress)

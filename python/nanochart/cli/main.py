@@ -429,7 +429,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--cv-names", help="comma-separated CV names (default cv1,cv2,...)")
     export.set_defaults(run=_export)
 
-    chart = verbs.add_parser("chart", help="encode a data set and find structural families")
+    chart = verbs.add_parser("chart", help="encode a data set, find and name structural families")
     chart.add_argument("model", help="exported model file")
     chart.add_argument("data", help="ASE-readable file of structures")
     chart.add_argument("--out", required=True, help="output folder")
