@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,9 @@ import nanochart
 from nanochart.model.encoder import ConvEncoder
 
 RDF_SETTINGS = {"r_min": 0.0, "r_max": 16.0, "n_bins": 200, "sigma": 0.1}
+needs_ovito = pytest.mark.skipif(
+    importlib.util.find_spec("ovito") is None, reason="CNA needs OVITO: pip install ovito (the data extra)"
+)
 
 
 def motif(name: str) -> np.ndarray:

