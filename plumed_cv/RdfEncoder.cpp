@@ -1,5 +1,6 @@
 // RDF_ENCODER: the nanochart CV as a PLUMED action, a thin adapter over the C++ core (cpp/).
 // Built as a shared library that PLUMED's LOAD action loads; see plumed_cv/README.md.
+#include <cstdio>
 #include <memory>
 #include <string>
 #include <vector>
@@ -44,6 +45,17 @@ trained on is allowed but logged as a warning. With MPI, the pair loops are spli
 Models of nanochart's own encoder architecture run in nanochart's own evaluator, checked against libtorch
 when the model is loaded; ENGINE=libtorch runs every model through libtorch (the log says which runs).
 
+NOVELTY adds the component `novelty`: how far the structure lies from the model's training structures on the
+chart, the mean distance from its CVs to the k nearest training structures' CVs stored in the model file, over
+the scale stored there (a typical in-distribution held-out structure scores 1). Above the threshold stored in
+the model (calibrated on held-out structures by `nanochart calibrate-novelty`) the structure is off the chart:
+its CVs are extrapolated, and a bias acting on them is not to be trusted. The log then gets a warning, the
+first time and afterwards at most once every NOVELTY_WARN_STRIDE steps (with the number of off-chart steps in
+between). The novelty has no derivatives: it is for monitoring and cannot be biased (an input that biases it
+is stopped with an error). Without NOVELTY nothing of it is computed; with it, it costs a few microseconds a
+step (a scan of the few thousand reference points). A model file without a novelty reference works as before,
+and refuses NOVELTY saying how to add one.
+
 \par Examples
 
 Well-tempered metadynamics on the first two chart coordinates of a 147-atom gold cluster:
@@ -53,6 +65,16 @@ LOAD FILE=/path/to/libnanochart_plumed.so
 cv: RDF_ENCODER MODEL=au147.pt GROUP=1-147 NOPBC
 METAD ARG=cv.cv1,cv.cv2 SIGMA=0.05,0.05 HEIGHT=1 PACE=200 BIASFACTOR=20 TEMP=400
 PRINT ARG=cv.* STRIDE=100 FILE=COLVAR
+\endplumedfile
+
+The same, watching for structures off the chart: `cv.novelty` is printed, and the log warns when it exceeds the
+model's threshold, at most once every 5000 steps:
+
+\plumedfile
+LOAD FILE=/path/to/libnanochart_plumed.so
+cv: RDF_ENCODER MODEL=au147.pt GROUP=1-147 NOPBC NOVELTY NOVELTY_WARN_STRIDE=5000
+METAD ARG=cv.cv1,cv.cv2 SIGMA=0.05,0.05 HEIGHT=1 PACE=200 BIASFACTOR=20 TEMP=400
+PRINT ARG=cv.cv1,cv.cv2,cv.cv3,cv.novelty STRIDE=100 FILE=COLVAR
 \endplumedfile
 
 */
@@ -69,11 +91,20 @@ class RdfEncoder : public ActionAtomistic, public ActionWithValue {
   void apply() override;
 
  private:
+  void warn_off_chart(double novelty);
+
   std::unique_ptr<::nanochart::CollectiveVariable> cv_;
   bool nopbc_ = false;
   double to_model_length_ = 1.0;  // model length units per PLUMED length unit
   std::vector<double> positions_, values_, dV_ds_;
   std::vector<double> derivatives_;  // forces on the atoms (3 per atom), then the 9 virial entries
+  // NOVELTY: the model's novelty reference (null without NOVELTY: nothing computed) and the
+  // state of the rate-limited off-chart warning.
+  const ::nanochart::Novelty* novelty_ = nullptr;
+  long warn_stride_ = 1000;
+  long long last_warning_step_ = 0;
+  long off_chart_since_warning_ = 0;
+  bool warned_ = false;
 };
 
 PLUMED_REGISTER_ACTION(RdfEncoder, "RDF_ENCODER")
@@ -92,9 +123,17 @@ void RdfEncoder::registerKeywords(Keywords& keys) {
   keys.add("compulsory", "ENGINE", "auto",
            "who evaluates the encoder: auto (nanochart's own evaluator for nanochart's encoder architecture, "
            "checked against libtorch on load; libtorch for any other model) or libtorch (always)");
+  keys.addFlag("NOVELTY", false,
+               "add the component novelty (no derivatives: it cannot be biased): how far the structure lies from "
+               "the model's training structures on the chart, and a log warning when it is off the chart; needs "
+               "a model calibrated by nanochart calibrate-novelty");
+  keys.add("compulsory", "NOVELTY_WARN_STRIDE", "1000",
+           "with NOVELTY: warn in the log the first time the structure is off the chart, then at most once "
+           "every this many steps");
   keys.setComponentsIntroduction(
       "The names of the components in this action are customized: they are the CV names stored in the model "
-      "(cv1, cv2, ... unless the model names them otherwise). Components are not periodic.");
+      "(cv1, cv2, ... unless the model names them otherwise), and novelty with NOVELTY. Components are not "
+      "periodic.");
 }
 
 RdfEncoder::RdfEncoder(const ActionOptions& options)
@@ -111,7 +150,11 @@ RdfEncoder::RdfEncoder(const ActionOptions& options)
   parseFlag("SERIAL", serial);
   std::string engine;
   parse("ENGINE", engine);
+  bool novelty = false;
+  parseFlag("NOVELTY", novelty);
+  parse("NOVELTY_WARN_STRIDE", warn_stride_);
   checkRead();
+  if (warn_stride_ < 1) error("NOVELTY_WARN_STRIDE must be at least 1, got " + std::to_string(warn_stride_));
   if (engine != "auto" && engine != "libtorch") {
     error("ENGINE must be auto or libtorch, got " + engine);
   }
@@ -157,6 +200,23 @@ RdfEncoder::RdfEncoder(const ActionOptions& options)
     addComponent(name);
     componentIsNotPeriodic(name);
   }
+  if (novelty) {
+    try {
+      novelty_ = &cv_->novelty();
+    } catch (const ::nanochart::Error& e) {
+      error(std::string("NOVELTY: ") + e.what());
+    }
+    for (const auto& name : meta.cv_names) {
+      if (name == "novelty") error("NOVELTY: the model already has a CV named novelty");
+    }
+    addComponent("novelty");
+    componentIsNotPeriodic("novelty");
+    log.printf(
+        "  novelty: mean distance to the %ld nearest of %ld training structures' CVs over %g; off the chart "
+        "above %g; warnings at most every %ld steps\n",
+        static_cast<long>(novelty_->k), static_cast<long>(novelty_->n_reference()), novelty_->scale,
+        novelty_->threshold, warn_stride_);
+  }
   requestAtoms(atoms);
   const size_t n = atoms.size();
   positions_.resize(3 * n);
@@ -192,10 +252,34 @@ void RdfEncoder::calculate() {
     error(e.what());
   }
   for (unsigned d = 0; d < values_.size(); ++d) getPntrToComponent(d)->set(values_[d]);
+  if (novelty_ != nullptr) {
+    const double score = novelty_->score(values_.data());
+    getPntrToComponent(values_.size())->set(score);
+    if (novelty_->off_chart(score)) warn_off_chart(score);
+  }
+}
+
+void RdfEncoder::warn_off_chart(double novelty) {
+  ++off_chart_since_warning_;
+  const long long step = getStep();
+  if (warned_ && step - last_warning_step_ < warn_stride_) return;
+  char text[320];
+  std::snprintf(text, sizeof text,
+                "step %lld: the structure is off the chart (novelty %.3g above the model's threshold %.3g; %ld "
+                "off-chart step(s) since the last warning): its CVs are extrapolated, a bias acting on them is not "
+                "to be trusted",
+                step, novelty, novelty_->threshold, off_chart_since_warning_);
+  warning(text);
+  warned_ = true;
+  last_warning_step_ = step;
+  off_chart_since_warning_ = 0;
 }
 
 void RdfEncoder::apply() {
   if (doNotCalculateDerivatives()) return;  // nothing was recorded, and nothing acts on the CVs
+  if (novelty_ != nullptr && getPntrToComponent(values_.size())->getForce() != 0.0) {
+    error("the novelty component has no derivatives and cannot be biased: bias the CV components");
+  }
   bool any = false;
   for (unsigned d = 0; d < values_.size(); ++d) {
     // PLUMED's force on a value is -dV/ds, and zero when no bias acts on it (PLUMED 2.9 and

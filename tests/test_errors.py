@@ -151,6 +151,14 @@ def test_output_width_differs_from_cv_names(tmp_path: Path) -> None:
         (_metadata(rdf={**RDF_SETTINGS, "length_unit": "furlong"}), 'unknown length_unit "furlong"'),
         (_metadata(cv_names="cv1"), 'key "cv_names" must be an array'),
         (_metadata(n_atoms=14.5), 'key "n_atoms" must be a whole number'),
+        (
+            _metadata(novelty={"k": 2, "scale": 1.0, "threshold": 1.0, "reference_cvs": [[0.0, 0.0, 0.0]]}),
+            "unusable novelty calibration: novelty: k must be between 1 and the 1 reference points",
+        ),
+        (
+            _metadata(novelty={"k": 1, "scale": 1.0, "threshold": 1.0, "reference_cvs": [[0.0, 0.0]]}),
+            r'"novelty.reference_cvs" must be a list of rows of 3 numbers',
+        ),
     ],
 )
 def test_broken_metadata(tmp_path: Path, metadata: dict, message: str) -> None:

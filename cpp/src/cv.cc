@@ -19,6 +19,16 @@ CollectiveVariable::CollectiveVariable(const std::string& model_path, CvOptions 
 
 CollectiveVariable::~CollectiveVariable() = default;
 
+const Novelty& CollectiveVariable::novelty() const {
+  if (!has_novelty()) {
+    throw ModelError(
+        "the model has no novelty reference (its nanochart.json lacks \"novelty\": exported before "
+        "nanochart had off-chart warnings, or never calibrated); add one with `nanochart calibrate-novelty "
+        "MODEL --chart CHART_DIR --held-out HELD_OUT`");
+  }
+  return *metadata().novelty;
+}
+
 void CollectiveVariable::calculate(const double* positions, int64_t n_atoms, const Box& box, double* values,
                                    bool record_gradients) {
   recorded_ = false;

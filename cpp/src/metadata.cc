@@ -41,6 +41,31 @@ int64_t require_integer(const json::Value& parent, const std::string& key, const
   return static_cast<int64_t>(value);
 }
 
+Novelty parse_novelty(const json::Value& node, int64_t n_cvs) {
+  Novelty novelty;
+  novelty.n_cvs = n_cvs;
+  novelty.k = require_integer(node, "k", "novelty.");
+  novelty.scale = require_number(node, "scale", "novelty.");
+  novelty.threshold = require_number(node, "threshold", "novelty.");
+  const auto& rows = require(node, "reference_cvs", json::Value::Kind::Array, "novelty.").array;
+  novelty.reference.reserve(rows.size() * static_cast<size_t>(n_cvs));
+  for (const auto& row : rows) {
+    if (row.kind != json::Value::Kind::Array || static_cast<int64_t>(row.array.size()) != n_cvs) {
+      bad("key \"novelty.reference_cvs\" must be a list of rows of " + std::to_string(n_cvs) + " numbers (one per CV)");
+    }
+    for (const auto& x : row.array) {
+      if (x.kind != json::Value::Kind::Number) bad("key \"novelty.reference_cvs\" must hold numbers only");
+      novelty.reference.push_back(x.number);
+    }
+  }
+  try {
+    novelty.validate();
+  } catch (const InputError& e) {
+    bad(std::string("has an unusable novelty calibration: ") + e.what());
+  }
+  return novelty;
+}
+
 }  // namespace
 
 ModelMetadata ModelMetadata::from_json(const std::string& text) {
@@ -79,6 +104,10 @@ ModelMetadata ModelMetadata::from_json(const std::string& text) {
   meta.elements = require_strings(root, "elements");
   meta.n_atoms = require_integer(root, "n_atoms", "");
   if (meta.n_atoms < 2) bad("key \"n_atoms\" must be at least 2");
+  if (root.find("novelty") != nullptr) {
+    meta.novelty = parse_novelty(require(root, "novelty", json::Value::Kind::Object, ""),
+                                 static_cast<int64_t>(meta.cv_names.size()));
+  }
   return meta;
 }
 

@@ -134,5 +134,19 @@ TEST_CASE("CV errors say what is wrong", "[cv][errors]") {
                       Catch::Contains("apply_bias() needs a calculate()"));
 }
 
+TEST_CASE("The shipped model carries its novelty reference", "[cv][novelty]") {
+  CollectiveVariable cv(NANOCHART_AU147_MODEL);
+  REQUIRE(cv.has_novelty());
+  const Novelty& novelty = cv.novelty();
+  REQUIRE(novelty.n_cvs == 3);
+  REQUIRE(novelty.k == 5);
+  REQUIRE(novelty.n_reference() == 4000);  // 11 277 training structures, subsampled evenly
+  REQUIRE(novelty.threshold > 1.0);
+  // A training structure is on the chart; a cluster on a lattice 20% smaller than gold's is not.
+  REQUIRE_FALSE(novelty.off_chart(novelty.score(novelty.reference.data() + 3 * 1234)));
+  const auto squeezed = values_of(cv, testing::fcc_cluster(kAtoms, 0.8 * 4.08, 0.05, 4));
+  REQUIRE(novelty.off_chart(novelty.score(squeezed.data())));
+}
+
 }  // namespace
 }  // namespace nanochart

@@ -27,6 +27,24 @@ void bind_cv(py::module_& m) {
       .def_property_readonly("n_atoms", [](const CollectiveVariable& cv) { return cv.metadata().n_atoms; })
       .def_property_readonly("n_bins", [](const CollectiveVariable& cv) { return cv.rdf().n_bins(); })
       .def_property_readonly("num_threads", &CollectiveVariable::num_threads)
+      .def_property_readonly("has_novelty", &CollectiveVariable::has_novelty)
+      .def(
+          "novelty_scores",
+          [](const CollectiveVariable& cv, const py::object& cvs) {
+            const Novelty& novelty = cv.novelty();
+            DoubleArray x = DoubleArray::ensure(cvs);
+            if (!x || x.ndim() != 2 || x.shape(1) != novelty.n_cvs) {
+              throw InputError("cvs must have shape (B, " + std::to_string(novelty.n_cvs) + ")" +
+                               (x ? ", got " + shape_of(x) : std::string()));
+            }
+            DoubleArray out(x.shape(0));
+            {
+              py::gil_scoped_release release;
+              novelty.scores(x.data(), x.shape(0), out.mutable_data());
+            }
+            return out;
+          },
+          py::arg("cvs"))
       .def(
           "compute",
           [](CollectiveVariable& cv, const py::object& positions, const py::object& box) {

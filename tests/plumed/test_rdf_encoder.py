@@ -18,7 +18,8 @@ from ase.build import bulk
 
 import nanochart
 from conftest import motif
-from nanochart.core.model_file import METADATA_FILE
+from nanochart.core.model_file import METADATA_FILE, add_novelty
+from nanochart.core.novelty import NoveltyReference, mean_knn_distance
 from nanochart.model.encoder import ConvEncoder
 from nanochart.simulation.plumed_driver import run_driver, write_driver_xyz
 from plumed_setup import PLUGIN, PLUMED, UNKNOWN_KEYWORD, needs_plugin
@@ -282,3 +283,61 @@ def test_plugin_command_prints_the_plugin_path_and_its_plumed(capsys, monkeypatc
     err = capsys.readouterr().err
     assert "built against PLUMED 2.9 at /opt/p/lib/plumed (the user's own)" in err
     assert "warning: the PLUMED found now is another one" in err
+
+
+@pytest.fixture(scope="module")
+def novelty_models(model_path, trajectory, tmp_path_factory) -> tuple[Path, Path]:
+    """The test model with a novelty reference (ten icosahedra like the trajectory's first frame):
+    with a threshold under every frame's novelty (all off the chart), and over it (none off)."""
+    _, frames = trajectory
+    cv = nanochart.CV(model_path)
+    rng = np.random.default_rng(5)
+    reference = cv.values(np.stack([motif("ico147") + 0.08 * rng.normal(size=(147, 3)) for _ in range(10)]))
+    scores = mean_knn_distance(cv.values(np.stack([a.positions for a in frames])), reference, 3) / 0.1
+    folder = tmp_path_factory.mktemp("novelty")
+    low = NoveltyReference(reference, 3, 0.1, 0.5 * scores.min())
+    high = NoveltyReference(reference, 3, 0.1, 2.0 * scores.max())
+    return add_novelty(model_path, low, folder / "low.pt"), add_novelty(model_path, high, folder / "high.pt")
+
+
+def test_novelty_component_and_rate_limited_warning(tmp_path, novelty_models, trajectory) -> None:
+    path, frames = trajectory
+    low, high = novelty_models
+    body = (
+        f"cv: RDF_ENCODER MODEL={low} GROUP=1-147 NOPBC NOVELTY NOVELTY_WARN_STRIDE=2\n"
+        "PRINT ARG=cv.cv1,cv.cv2,cv.cv3,cv.novelty FILE=COLVAR FMT=%.17g"
+    )
+    log = _driver(tmp_path / "low", body, path)
+    colvar = np.loadtxt(tmp_path / "low" / "COLVAR", ndmin=2)
+    cv = nanochart.CV(low)
+    expected = cv.novelty(np.stack([a.positions for a in frames]))
+    assert expected.off_chart.all()
+    assert max_relative(colvar[:, 4], expected.score) < 1e-8
+    assert "novelty: mean distance to the 3 nearest of 10 training structures' CVs" in log
+    # Four frames off the chart, steps 0-3: a warning at step 0, the next at step 2, no more.
+    warnings = re.findall(r"step (\d+): the structure is off the chart \(novelty [^;]*; (\d+) off-chart", log)
+    assert warnings == [("0", "1"), ("2", "2")], log[-3000:]
+    # Under the threshold: the same numbers, no warning; without NOVELTY: no component, no warning.
+    log = _driver(tmp_path / "high", body.replace(str(low), str(high)), path)
+    assert max_relative(np.loadtxt(tmp_path / "high" / "COLVAR", ndmin=2)[:, 4], expected.score) < 1e-8
+    assert "the structure is off the chart" not in log
+    log = _driver(
+        tmp_path / "off", f"cv: RDF_ENCODER MODEL={low} GROUP=1-147 NOPBC\nPRINT ARG=cv.* FILE=COLVAR", path
+    )
+    assert np.loadtxt(tmp_path / "off" / "COLVAR", ndmin=2).shape[1] == 4
+    assert "novelty:" not in log and "the structure is off the chart" not in log
+
+
+def test_novelty_errors(tmp_path, model_path, novelty_models, trajectory, plumed_error_status) -> None:
+    path, _ = trajectory
+    low, _ = novelty_models
+    out = _run_expecting_error(
+        tmp_path / "a",
+        f"cv: RDF_ENCODER MODEL={model_path} GROUP=1-147 NOPBC NOVELTY",
+        path,
+        plumed_error_status,
+    )
+    assert "NOVELTY: the model has no novelty reference" in out and "nanochart calibrate-novelty" in out
+    body = f"cv: RDF_ENCODER MODEL={low} GROUP=1-147 NOPBC NOVELTY\nRESTRAINT ARG=cv.novelty AT=0 KAPPA=1"
+    out = _run_expecting_error(tmp_path / "b", body, path, plumed_error_status)
+    assert "the novelty component has no derivatives and cannot be biased" in out

@@ -38,6 +38,12 @@ class CollectiveVariable {
   int num_threads() const { return options_.num_threads; }
   const std::string& engine() const { return encoder_.engine(); }
 
+  // The model's novelty reference (nanochart.json "novelty"): how far a structure's CVs lie from
+  // the training structures'. novelty() throws ModelError, saying how to add one, for a model
+  // file without it.
+  bool has_novelty() const { return metadata().novelty.has_value(); }
+  const Novelty& novelty() const;
+
   // values (n_cvs) for positions (n_atoms x 3) in the model's length unit. With
   // record_gradients the RDF and the encoder graph are kept for apply_bias() or jacobian().
   void calculate(const double* positions, int64_t n_atoms, const Box& box, double* values,

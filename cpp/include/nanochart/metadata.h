@@ -2,9 +2,11 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "nanochart/novelty.h"
 #include "nanochart/rdf.h"
 
 namespace nanochart {
@@ -15,6 +17,9 @@ struct ModelMetadata {
   std::vector<std::string> cv_names;
   std::vector<std::string> elements;
   int64_t n_atoms = 0;
+  // The optional "novelty" key: reference CVs, k, scale and threshold (absent in files exported
+  // or calibrated before it existed).
+  std::optional<Novelty> novelty;
   std::string json;  // the full text, optional keys included
 
   // Parses and checks the required keys; throws ModelError saying which key is missing or wrong.

@@ -26,6 +26,7 @@ from sklearn.cluster import MeanShift
 
 from .. import plots
 from ..core.cv import CV
+from ..core.novelty import NoveltyScores
 from ..data.structures import read_structures, structure_labels, thermal_frames
 from ..model.features import encode_structures
 from .families import DEFAULT_REPRESENTATIVES, FamilyDescription, describe_families, write_families
@@ -121,6 +122,7 @@ class Chart:
     chemiscope: ChemiscopeFile | None = None
     notes: list[str] = field(default_factory=list)
     outputs: dict[str, Path] = field(default_factory=dict)
+    novelty: NoveltyScores | None = None  # of the charted structures, when the model has a reference
 
 
 def _sample(cvs: np.ndarray, seed: int) -> np.ndarray:
@@ -323,6 +325,16 @@ def chart(
     result = Chart(cvs, families, centroids, scan, labels)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if cv.has_novelty:  # a file of its own: chart.csv's columns are what other commands read
+        result.novelty = cv.novelty_of(cvs)
+        with open(out / "novelty.csv", "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["index", "novelty", "off_chart"])
+            for i, (score, off) in enumerate(
+                zip(result.novelty.score, result.novelty.off_chart, strict=True)
+            ):
+                writer.writerow([i, f"{score:.4g}", int(off)])
+        result.outputs["novelty_csv"] = out / "novelty.csv"
     if held_out is not None:
         test_frames = read_structures(held_out)
         test_labels = structure_labels(test_frames)
@@ -335,6 +347,13 @@ def chart(
         result.separation = knn_separation(cvs, labels, test_cvs, test_labels)
         result.thermal = thermal_separation(cvs, labels, test_frames, test_cvs, cv, progress=progress)
         report = result.separation.as_dict()
+        if cv.has_novelty:
+            held_out_novelty = cv.novelty_of(test_cvs)
+            report["off_chart"] = {
+                "n": len(test_cvs),
+                "off_chart": int(held_out_novelty.off_chart.sum()),
+                "threshold": held_out_novelty.threshold,
+            }
         if result.thermal is not None:
             report["thermal"] = result.thermal.as_dict()
         (out / "held_out.json").write_text(json.dumps(report, indent=1) + "\n")
@@ -444,16 +463,35 @@ def read_centroids(path: str | os.PathLike[str]) -> np.ndarray:
     return np.array([[float(v) for v in row[1 : 1 + width]] for row in body])
 
 
-def read_chart_cvs(path: str | os.PathLike[str]) -> np.ndarray:
-    """The charted structures' CVs, (n, D), from a chart's chart.csv or chart.csv.gz (a chart folder
-    may be given)."""
+def _chart_file(path: str | os.PathLike[str]) -> Path:
     path = Path(path)
     if path.is_dir():
         path = next((path / name for name in ("chart.csv", "chart.csv.gz") if (path / name).is_file()), path)
     if not path.is_file():
         raise FileNotFoundError(f"no chart.csv in {path}: run `nanochart chart` first")
+    return path
+
+
+def read_chart_cvs(path: str | os.PathLike[str]) -> np.ndarray:
+    """The charted structures' CVs, (n, D), from a chart's chart.csv or chart.csv.gz (a chart folder
+    may be given)."""
+    path = _chart_file(path)
     import gzip
 
     with (gzip.open if path.suffix == ".gz" else open)(path, "rt") as handle:
         width = next(handle).split(",").index("family") - 1
     return np.loadtxt(path, delimiter=",", skiprows=1, usecols=range(1, 1 + width), ndmin=2)
+
+
+def read_chart_labels(path: str | os.PathLike[str]) -> list[str] | None:
+    """The charted structures' CNA labels from a chart's chart.csv(.gz), None when it has none."""
+    import gzip
+
+    path = _chart_file(path)
+    with (gzip.open if path.suffix == ".gz" else open)(path, "rt", newline="") as handle:
+        rows = csv.reader(handle)
+        header = next(rows)
+        if "label" not in header:
+            return None
+        column = header.index("label")
+        return [row[column] for row in rows]

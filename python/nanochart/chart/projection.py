@@ -12,6 +12,7 @@ from ase import Atoms
 
 from .. import plots
 from ..core.cv import CV
+from ..core.novelty import NoveltyScores
 from ..data.structures import read_structures
 from ..model.features import encode_structures
 from .charting import nearest_family, read_centroids
@@ -22,6 +23,7 @@ class Projection:
     time: np.ndarray
     cvs: np.ndarray
     families: np.ndarray | None
+    novelty: NoveltyScores | None = None  # when the model has a novelty reference
     outputs: dict[str, Path] = field(default_factory=dict)
 
 
@@ -58,17 +60,25 @@ def write_colvar(
     cvs: np.ndarray,
     names: Sequence[str],
     families: np.ndarray | None = None,
+    novelty: np.ndarray | None = None,
 ) -> Path:
-    """PLUMED COLVAR text: a `#! FIELDS` header, then one line per frame."""
+    """PLUMED COLVAR text: a `#! FIELDS` header, then one line per frame; the novelty column is
+    named as RDF_ENCODER's NOVELTY component."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fields = ["time", *names, *(["family"] if families is not None else [])]
+    fields = [
+        "time",
+        *names,
+        *(["family"] if families is not None else []),
+        *(["novelty"] if novelty is not None else []),
+    ]
     with open(path, "w") as handle:
         handle.write("#! FIELDS " + " ".join(fields) + "\n")
         for i, t in enumerate(time):
             values = " ".join(f"{v: .10f}" for v in cvs[i])
             family = f" {int(families[i])}" if families is not None else ""
-            handle.write(f" {t:.6f} {values}{family}\n")
+            score = f" {novelty[i]:.6f}" if novelty is not None else ""
+            handle.write(f" {t:.6f} {values}{family}{score}\n")
     return path
 
 
@@ -83,7 +93,8 @@ def project(
     window: int = 50,
     progress: bool = True,
 ) -> Projection:
-    """Write COLVAR (time in ps, CVs, family when a chart is given) and a PNG of the CVs in time."""
+    """Write COLVAR (time in ps, CVs, family when a chart is given, novelty when the model has a
+    novelty reference) and a PNG of the CVs in time."""
     cv = model if isinstance(model, CV) else CV(model, num_threads=os.cpu_count() or 1)
     frames = read_structures(trajectory)
     time = frame_times(frames, timestep)
@@ -99,7 +110,8 @@ def project(
             )
         families = nearest_family(cvs, centroids)
     out = Path(out_dir)
-    result = Projection(time, cvs, families)
-    result.outputs["colvar"] = write_colvar(out / "COLVAR", time, cvs, cv.cv_names, families)
+    result = Projection(time, cvs, families, cv.novelty_of(cvs) if cv.has_novelty else None)
+    score = result.novelty.score if result.novelty is not None else None
+    result.outputs["colvar"] = write_colvar(out / "COLVAR", time, cvs, cv.cv_names, families, score)
     result.outputs["png"] = plots.time_series(time, cvs, cv.cv_names, window, out / "cvs_vs_time.png")
     return result

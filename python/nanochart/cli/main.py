@@ -7,6 +7,10 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..core.novelty import NoveltyScores
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -106,6 +110,7 @@ def _chart(args: argparse.Namespace) -> None:
             f"k-NN       {separation.k}-NN on the CVs of {separation.n_fit} structures labels "
             f"{separation.n_held_out} held-out ones with accuracy {100 * separation.accuracy:.1f}% ({recall})"
         )
+    _print_novelty(result.novelty, "charted structures")
     if result.thermal is not None:
         thermal = result.thermal
         for t, accuracy in thermal.thermal_accuracy.items():
@@ -139,6 +144,59 @@ def _project(args: argparse.Namespace) -> None:
         window=args.window,
     )
     print(f"frames     {len(result.time)} ({result.time[0]:.3f} to {result.time[-1]:.3f} ps)")
+    _print_novelty(result.novelty, "frames")
+    _print_outputs(result.outputs)
+
+
+def _print_novelty(novelty: NoveltyScores | None, what: str) -> None:
+    """The off-chart summary line, and a warning on stderr when any structure is off the chart."""
+    if novelty is None:
+        print(
+            "novelty    not available: the model has no novelty reference (see nanochart calibrate-novelty)"
+        )
+        return
+    print(f"novelty    {novelty.summary()}")
+    if novelty.off_chart.any():
+        print(
+            f"nanochart: warning: {int(novelty.off_chart.sum())} {what} are off the chart (novelty column): "
+            "far from every training structure, their CVs are extrapolated",
+            file=sys.stderr,
+        )
+
+
+def _calibrate_novelty(args: argparse.Namespace) -> None:
+    from ..chart.off_chart import calibrate_model_novelty
+
+    result = calibrate_model_novelty(
+        args.model,
+        args.chart,
+        args.held_out,
+        out=args.out,
+        check=args.check,
+        far_off=args.far_off,
+        report=args.report,
+        k=args.k,
+        percentile=args.percentile,
+    )
+    reference = result.reference
+    print(
+        f"novelty    mean distance to the {reference.k} nearest of {len(reference.reference_cvs)} training "
+        f"structures over {reference.scale:.4g} CV units; off the chart above {reference.threshold:.4g} "
+        f"({reference.threshold * reference.scale:.4g} CV units)"
+    )
+    for name, figures in result.checks.items():
+        shares = ", ".join(
+            f"{kind} {100 * f['fraction']:.1f}% of {f['n']}" for kind, f in figures.items() if kind != "file"
+        )
+        print(f"{name:10s} flagged: {shares}")
+    if result.far_off is not None:
+        far = result.far_off
+        share = "" if far["n_far"] == 0 else f" ({100 * far['fraction_far_flagged']:.1f}%)"
+        print(
+            f"far off    {far['far_off_chart']} of the {far['n_far']} structures farther than "
+            f"{far['label_centroid_spacing']:.3g} CV units (the label-centroid spacing) from every training "
+            f"structure flagged{share}"
+        )
     _print_outputs(result.outputs)
 
 
@@ -480,6 +538,40 @@ def build_parser() -> argparse.ArgumentParser:
         "--window", type=int, default=50, help="running-average window in frames (default 50)"
     )
     project.set_defaults(run=_project)
+
+    from ..core.novelty import DEFAULT_K, DEFAULT_PERCENTILE
+
+    novelty = verbs.add_parser(
+        "calibrate-novelty",
+        help="calibrate a model's off-chart warnings on held-out structures and store them in the model file",
+    )
+    novelty.add_argument(
+        "model", help="exported model file (rewritten with the novelty reference unless --out)"
+    )
+    novelty.add_argument(
+        "--chart", required=True, help="chart folder of the training data (`nanochart chart`)"
+    )
+    novelty.add_argument(
+        "--held-out",
+        required=True,
+        help="in-distribution structures never trained on (with their thermal snapshots): the calibration",
+    )
+    novelty.add_argument("--check", help="a second in-distribution held-out file: the share it flags")
+    novelty.add_argument(
+        "--far-off", help="structures unlike the training data: the share flagged of those far off the chart"
+    )
+    novelty.add_argument("--out", help="model file to write (default: the model itself)")
+    novelty.add_argument("--report", help="JSON file of the calibration figures")
+    novelty.add_argument(
+        "--k", type=int, default=DEFAULT_K, help=f"nearest training structures ({DEFAULT_K})"
+    )
+    novelty.add_argument(
+        "--percentile",
+        type=float,
+        default=DEFAULT_PERCENTILE,
+        help=f"percentile of the held-out novelty that is the threshold ({DEFAULT_PERCENTILE:g})",
+    )
+    novelty.set_defaults(run=_calibrate_novelty)
 
     generate = verbs.add_parser(
         "generate", help="make a data set: LAMMPS MD at a ladder of temperatures, quenched, CNA-labelled"

@@ -12,6 +12,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from .. import _core
+from .novelty import NoveltyReference, NoveltyScores
 from .rdf import RdfSettings
 
 
@@ -94,6 +95,33 @@ class CV:
         if batch.ndim == 3:
             self._check_size(batch.shape[1])
         return self._core.values(batch, box)
+
+    @property
+    def has_novelty(self) -> bool:
+        """Whether the model file carries a novelty reference (see :meth:`novelty`)."""
+        return bool(self._core.has_novelty)
+
+    @property
+    def novelty_reference(self) -> NoveltyReference:
+        """The model's novelty reference: reference CVs, k, scale, threshold and its calibration.
+        Raises :class:`nanochart.ModelError`, saying how to add one, when the file has none."""
+        if not self.has_novelty:
+            self._core.novelty_scores(np.zeros((0, self.n_cvs)))  # raises the core's ModelError
+        return NoveltyReference.from_dict(self.metadata["novelty"])
+
+    def novelty(self, positions_batch: ArrayLike, box: ArrayLike | None = None) -> NoveltyScores:
+        """How far structures ``(B, N, 3)`` (or one, ``(N, 3)``) lie from the training structures on
+        the chart: novelty scores ``(B,)`` and ``off_chart`` flags (score above the model's
+        calibrated threshold). Raises :class:`nanochart.ModelError` for a model without a novelty
+        reference (:attr:`has_novelty`)."""
+        batch = np.asarray(positions_batch, dtype=np.float64)
+        return self.novelty_of(self.values(batch[None] if batch.ndim == 2 else batch, box))
+
+    def novelty_of(self, cvs: ArrayLike) -> NoveltyScores:
+        """Novelty of CVs already computed, ``(B, D)``, by the core (the code RDF_ENCODER runs)."""
+        score = self._core.novelty_scores(np.atleast_2d(np.asarray(cvs, dtype=np.float64)))
+        threshold = float(self.metadata["novelty"]["threshold"])
+        return NoveltyScores(score, score > threshold, threshold)
 
     def forces(
         self, positions: ArrayLike, dV_ds: ArrayLike, box: ArrayLike | None = None

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import warnings
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from .novelty import NoveltyReference
 from .rdf import RdfSettings
 
 FORMAT_VERSION = 1
@@ -27,12 +30,14 @@ def export_model(
     n_atoms: int,
     cv_names: Sequence[str] | None = None,
     training: dict[str, Any] | None = None,
+    novelty: NoveltyReference | None = None,
 ) -> Path:
     """Script ``module`` (float64, eval mode) and save it with its metadata to ``path``.
 
     ``module.forward`` must map a float64 batch ``[B, n_bins]`` of raw RDFs to ``[B, D]`` CVs,
     with any input scaling inside. ``rdf`` is the :class:`RdfSettings` of the model's input (or
-    its dict: r_min, r_max, n_bins, sigma, optionally cutoff_sigmas and length_unit). The file is loaded back
+    its dict: r_min, r_max, n_bins, sigma, optionally cutoff_sigmas and length_unit). ``novelty``
+    (see :mod:`nanochart.core.novelty`) makes off-chart warnings available. The file is loaded back
     through the C++ core before this returns, so a model that breaks the contract fails here.
     """
     from .. import __version__
@@ -54,18 +59,57 @@ def export_model(
     }
     if training is not None:
         metadata["training"] = training
+    if novelty is not None:
+        metadata["novelty"] = novelty.as_dict()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    with _no_torchscript_deprecation():
+        _save(torch.jit.script(module), path, metadata)
+    CV(path)  # refuses, with the reason, a module that breaks the contract
+    return path
+
+
+def add_novelty(
+    path: str | os.PathLike[str], novelty: NoveltyReference, out: str | os.PathLike[str] | None = None
+) -> Path:
+    """Write the model at ``path`` again (to ``out``, default ``path`` itself) with ``novelty`` in
+    its metadata, replacing any there; the module and every other key are kept as they are."""
+    from .cv import CV
+
+    metadata = read_metadata(path)
+    if len(metadata["cv_names"]) != novelty.reference_cvs.shape[1]:
+        raise ValueError(
+            f"the novelty reference has {novelty.reference_cvs.shape[1]} CVs, the model "
+            f"{len(metadata['cv_names'])}: calibrate with this model's chart"
+        )
+    metadata["novelty"] = novelty.as_dict()
+    with _no_torchscript_deprecation():
+        module = torch.jit.load(str(path), map_location="cpu")
+        target = Path(out) if out is not None else Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _save(module, target, metadata)
+    CV(target)  # the core reads the new metadata back, or says what is wrong with it
+    return target
+
+
+@contextmanager
+def _no_torchscript_deprecation() -> Iterator[None]:
+    # TorchScript is deprecated in torch >= 2.10 but is what libtorch's C++ API (and so PLUMED)
+    # loads; it stays the model format until libtorch offers a successor.
     with warnings.catch_warnings():
-        # TorchScript is deprecated in torch >= 2.10 but is what libtorch's C++ API (and so
-        # PLUMED) loads; it stays the model format until libtorch offers a successor.
         warnings.filterwarnings(
             "ignore", message=r"`torch\.jit\.\w+` is deprecated", category=DeprecationWarning
         )
-        scripted = torch.jit.script(module)
-        torch.jit.save(scripted, str(path), _extra_files={METADATA_FILE: json.dumps(metadata, indent=1)})
-    CV(path)  # refuses, with the reason, a module that breaks the contract
-    return path
+        yield
+
+
+def _save(module: torch.jit.ScriptModule, path: Path, metadata: dict[str, Any]) -> None:
+    # Lists of numbers on one line each (a novelty reference has thousands of rows); in the
+    # indented text such a list, and only such a list, opens with "[" and a real newline.
+    text = re.sub(
+        r"\[\n[-+0-9.eE,\s]*\]", lambda m: re.sub(r"\s+", "", m.group(0)), json.dumps(metadata, indent=1)
+    )
+    torch.jit.save(module, str(path), _extra_files={METADATA_FILE: text})
 
 
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
