@@ -201,8 +201,10 @@ const std::string& Encoder::engine() const { return impl_->engine; }
 void Encoder::evaluate(const double* g, int64_t batch, double* s) const {
   if (impl_->native) {
     const int64_t m = n_bins(), d = impl_->n_cvs;
+    // One structure: its convolutions share the threads; several: the structures do.
+    const int threads = batch == 1 ? at::get_num_threads() : 1;
     at::parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
-      for (int64_t b = begin; b < end; ++b) impl_->native->evaluate(g + b * m, s + b * d);
+      for (int64_t b = begin; b < end; ++b) impl_->native->evaluate(g + b * m, s + b * d, threads);
     });
     return;
   }
@@ -213,7 +215,7 @@ void Encoder::evaluate(const double* g, int64_t batch, double* s) const {
 
 void Encoder::forward_recorded(const double* g, double* s) {
   if (impl_->native) {
-    impl_->native->forward_recorded(g, s);
+    impl_->native->forward_recorded(g, s, at::get_num_threads());
     return;
   }
   // Grad mode is thread-local: a Python caller inside torch.no_grad() must not turn it off here.
@@ -226,7 +228,7 @@ void Encoder::forward_recorded(const double* g, double* s) {
 
 void Encoder::vjp(const double* dV_ds, double* dV_dg, bool keep_graph) {
   if (impl_->native && impl_->native->recorded()) {
-    impl_->native->vjp(dV_ds, dV_dg);
+    impl_->native->vjp(dV_ds, dV_dg, at::get_num_threads());
     if (!keep_graph) impl_->native->release();
     return;
   }

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "thread_pool.h"
 #include "vector_math.h"
 
 namespace nanochart {
@@ -241,28 +242,74 @@ int64_t padded_length(const NativeEncoder::Layer& c) {
   return std::max(c.in_length + 2 * c.padding, (c.out_length - 1) * c.stride + c.kernel);
 }
 
+int64_t position_blocks(const NativeEncoder::Layer& c) { return (c.out_length + kPositions - 1) / kPositions; }
+
+// Convolutions of at least this many multiply-adds are shared between threads, in a fixed number
+// of chunks of consecutive blocks of positions (so that results do not depend on the thread
+// count); below it, waking a second thread costs more than it saves (layers of the paper's shape:
+// the first has 8 000, the others 130 000 to 150 000).
+constexpr int64_t kMinSharedMultiplyAdds = 32768;
+constexpr int64_t kSharedChunks = 2;
+
+bool shared(const NativeEncoder::Layer& c, int threads) {
+  const int64_t multiply_adds = c.out_length * c.out_channels * c.kernel * c.in_channels;
+  return threads > 1 && multiply_adds >= kMinSharedMultiplyAdds && position_blocks(c) >= kSharedChunks;
+}
+
+// Blocks first..last-1 of chunk `chunk` of kSharedChunks.
+std::pair<int64_t, int64_t> chunk_blocks(const NativeEncoder::Layer& c, int64_t chunk) {
+  const int64_t blocks = position_blocks(c);
+  return {chunk * blocks / kSharedChunks, (chunk + 1) * blocks / kSharedChunks};
+}
+
+// Each chunk writes its own output positions, so sharing the forward pass changes no result.
 template <typename V>
-void conv_forward(const NativeEncoder::Layer& c, const double* x, double* y, std::vector<double>& padded) {
+void conv_forward(const NativeEncoder::Layer& c, const double* x, double* y, std::vector<double>& padded, int threads) {
   const int64_t ci = c.in_channels, co = c.out_channels;
   padded.assign(static_cast<size_t>(padded_length(c) * ci), 0.0);
   std::copy(x, x + c.in_size(), padded.begin() + c.padding * ci);
   for (int64_t t = 0; t < c.out_length; ++t) std::copy(c.bias.begin(), c.bias.end(), y + t * co);
-  for (int64_t t = 0; t < c.out_length; t += kPositions) {
-    accumulate_positions<V>(std::min<int64_t>(kPositions, c.out_length - t), co, c.kernel * ci,
-                            padded.data() + t * c.stride * ci, c.stride * ci, c.weight.data(), co, y + t * co, co);
-  }
+  const auto run_blocks = [&](int64_t first, int64_t last) {
+    for (int64_t t = first * kPositions; t < std::min(last * kPositions, c.out_length); t += kPositions) {
+      accumulate_positions<V>(std::min<int64_t>(kPositions, c.out_length - t), co, c.kernel * ci,
+                              padded.data() + t * c.stride * ci, c.stride * ci, c.weight.data(), co, y + t * co, co);
+    }
+  };
+  if (!shared(c, threads)) return run_blocks(0, position_blocks(c));
+  parallel_chunks(threads, kSharedChunks, [&](int64_t chunk, int) {
+    const auto [first, last] = chunk_blocks(c, chunk);
+    run_blocks(first, last);
+  });
 }
 
+// Neighbouring positions send gradient to shared input positions: shared between threads, each
+// chunk sums into its own buffer and the buffers are added in chunk order.
 template <typename V>
 void conv_backward(const NativeEncoder::Layer& c, const double* grad_out, double* grad_in,
-                   std::vector<double>& padded) {
+                   std::vector<std::vector<double>>& padded, int threads) {
   const int64_t ci = c.in_channels, co = c.out_channels, taps = c.kernel * ci;
-  padded.assign(static_cast<size_t>(padded_length(c) * ci), 0.0);
-  for (int64_t t = 0; t < c.out_length; t += kPositions) {
-    accumulate_positions<V>(std::min<int64_t>(kPositions, c.out_length - t), taps, co, grad_out + t * co, co,
-                            c.weight_t.data(), taps, padded.data() + t * c.stride * ci, c.stride * ci);
+  const size_t size = static_cast<size_t>(padded_length(c) * ci);
+  const auto run_blocks = [&](int64_t first, int64_t last, double* out) {
+    for (int64_t t = first * kPositions; t < std::min(last * kPositions, c.out_length); t += kPositions) {
+      accumulate_positions<V>(std::min<int64_t>(kPositions, c.out_length - t), taps, co, grad_out + t * co, co,
+                              c.weight_t.data(), taps, out + t * c.stride * ci, c.stride * ci);
+    }
+  };
+  const bool share = shared(c, threads);
+  padded.resize(share ? kSharedChunks : 1);
+  for (auto& buffer : padded) buffer.assign(size, 0.0);
+  if (share) {
+    parallel_chunks(threads, kSharedChunks, [&](int64_t chunk, int) {
+      const auto [first, last] = chunk_blocks(c, chunk);
+      run_blocks(first, last, padded[static_cast<size_t>(chunk)].data());
+    });
+    for (size_t chunk = 1; chunk < padded.size(); ++chunk) {
+      for (size_t k = 0; k < size; ++k) padded[0][k] += padded[chunk][k];
+    }
+  } else {
+    run_blocks(0, position_blocks(c), padded[0].data());
   }
-  const double* inside = padded.data() + c.padding * ci;
+  const double* inside = padded[0].data() + c.padding * ci;
   std::copy(inside, inside + c.in_size(), grad_in);
 }
 
@@ -380,7 +427,8 @@ std::unique_ptr<NativeEncoder> NativeEncoder::from_module(const Module& module, 
   return native;
 }
 
-void NativeEncoder::forward(const double* g, double* s, std::vector<std::vector<double>>& activations) const {
+void NativeEncoder::forward(const double* g, double* s, std::vector<std::vector<double>>& activations,
+                            int threads) const {
   activations.resize(layers_.size() + 1);
   std::vector<double>& input = activations[0];
   input.resize(static_cast<size_t>(n_bins_));
@@ -395,7 +443,8 @@ void NativeEncoder::forward(const double* g, double* s, std::vector<std::vector<
     const int64_t n = layer.out_size();
     switch (layer.kind) {
       case Layer::Kind::kConv:
-        avx512_vectors() ? conv_forward<Vec8>(layer, x, y, padded) : conv_forward<Vec4>(layer, x, y, padded);
+        avx512_vectors() ? conv_forward<Vec8>(layer, x, y, padded, threads)
+                         : conv_forward<Vec4>(layer, x, y, padded, threads);
         break;
       case Layer::Kind::kAffine:
         affine(layer.out_length, layer.out_channels, layer.weight.data(), layer.bias.data(), x, y);
@@ -421,19 +470,20 @@ void NativeEncoder::forward(const double* g, double* s, std::vector<std::vector<
   }
 }
 
-void NativeEncoder::evaluate(const double* g, double* s) const {
+void NativeEncoder::evaluate(const double* g, double* s, int threads) const {
   std::vector<std::vector<double>> activations;
-  forward(g, s, activations);
+  forward(g, s, activations, threads);
 }
 
-void NativeEncoder::forward_recorded(const double* g, double* s) {
-  forward(g, s, recorded_activations_);
+void NativeEncoder::forward_recorded(const double* g, double* s, int threads) {
+  forward(g, s, recorded_activations_, threads);
   recorded_ = true;
 }
 
-void NativeEncoder::vjp(const double* dV_ds, double* dV_dg) const {
+void NativeEncoder::vjp(const double* dV_ds, double* dV_dg, int threads) const {
   const int64_t f = static_cast<int64_t>(recorded_activations_.back().size());
-  std::vector<double> grad(static_cast<size_t>(f), 0.0), next, padded;
+  std::vector<double> grad(static_cast<size_t>(f), 0.0), next;
+  std::vector<std::vector<double>> padded;  // a convolution's padded input gradient, per chunk
   for (int64_t d = 0; d < n_cvs_; ++d) {
     const double* w = linear_weight_.data() + d * f;
     for (int64_t j = 0; j < f; ++j) grad[j] += dV_ds[d] * w[j];
@@ -445,8 +495,8 @@ void NativeEncoder::vjp(const double* dV_ds, double* dV_dg) const {
     const int64_t n = layer.in_size();
     switch (layer.kind) {
       case Layer::Kind::kConv:
-        avx512_vectors() ? conv_backward<Vec8>(layer, grad.data(), next.data(), padded)
-                         : conv_backward<Vec4>(layer, grad.data(), next.data(), padded);
+        avx512_vectors() ? conv_backward<Vec8>(layer, grad.data(), next.data(), padded, threads)
+                         : conv_backward<Vec4>(layer, grad.data(), next.data(), padded, threads);
         break;
       case Layer::Kind::kAffine: {  // scaled per channel like the forward pass, without the shift
         const int64_t channels = layer.in_channels;

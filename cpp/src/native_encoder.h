@@ -32,14 +32,17 @@ class NativeEncoder {
   int64_t n_bins() const { return n_bins_; }
   int64_t n_cvs() const { return n_cvs_; }
 
-  // s (n_cvs) = f(g) for one RDF (n_bins). Thread-safe: scratch is per call.
-  void evaluate(const double* g, double* s) const;
+  // s (n_cvs) = f(g) for one RDF (n_bins). Thread-safe: scratch is per call. The larger
+  // convolutions are shared by up to `threads` threads of the core's pool; the results do not
+  // depend on the thread count (forward: bit for bit; vjp: the same for any count above 1, and
+  // within rounding of one thread's).
+  void evaluate(const double* g, double* s, int threads = 1) const;
 
   // As evaluate(), keeping what vjp() needs (the activations' inputs).
-  void forward_recorded(const double* g, double* s);
+  void forward_recorded(const double* g, double* s, int threads = 1);
   bool recorded() const { return recorded_; }
   // dV_dg (n_bins) = (ds/dg)^T dV_ds for the last forward_recorded().
-  void vjp(const double* dV_ds, double* dV_dg) const;
+  void vjp(const double* dV_ds, double* dV_dg, int threads = 1) const;
   void release() { recorded_ = false; }
 
   struct Layer;  // one convolution, activation or affine (batch norm) layer, defined in the .cc
@@ -47,7 +50,7 @@ class NativeEncoder {
  private:
   NativeEncoder();
   // s = f(g), leaving every layer's input in activations (the last entry: the linear layer's).
-  void forward(const double* g, double* s, std::vector<std::vector<double>>& activations) const;
+  void forward(const double* g, double* s, std::vector<std::vector<double>>& activations, int threads) const;
 
   int64_t n_bins_ = 0, n_cvs_ = 0;
   std::vector<double> input_mean_, input_scale_;
