@@ -244,22 +244,22 @@ int64_t padded_length(const NativeEncoder::Layer& c) {
 
 int64_t position_blocks(const NativeEncoder::Layer& c) { return (c.out_length + kPositions - 1) / kPositions; }
 
-// Convolutions of at least this many multiply-adds are shared between threads, in a fixed number
-// of chunks of consecutive blocks of positions (so that results do not depend on the thread
-// count); below it, waking a second thread costs more than it saves (layers of the paper's shape:
-// the first has 8 000, the others 130 000 to 150 000).
-constexpr int64_t kMinSharedMultiplyAdds = 32768;
-constexpr int64_t kSharedChunks = 2;
+// Convolutions of at least this many multiply-adds are cut into a fixed number of chunks of
+// consecutive blocks of positions, which threads share; below it, waking a second thread costs
+// more than it saves (layers of the paper's shape: the first has 8 000, the others 130 000 to
+// 150 000). Chunks are cut whatever the thread count, so that results do not depend on it.
+constexpr int64_t kMinChunkedMultiplyAdds = 32768;
+constexpr int64_t kChunks = 2;
 
-bool shared(const NativeEncoder::Layer& c, int threads) {
+bool chunked(const NativeEncoder::Layer& c) {
   const int64_t multiply_adds = c.out_length * c.out_channels * c.kernel * c.in_channels;
-  return threads > 1 && multiply_adds >= kMinSharedMultiplyAdds && position_blocks(c) >= kSharedChunks;
+  return multiply_adds >= kMinChunkedMultiplyAdds && position_blocks(c) >= kChunks;
 }
 
-// Blocks first..last-1 of chunk `chunk` of kSharedChunks.
+// Blocks first..last-1 of chunk `chunk` of kChunks.
 std::pair<int64_t, int64_t> chunk_blocks(const NativeEncoder::Layer& c, int64_t chunk) {
   const int64_t blocks = position_blocks(c);
-  return {chunk * blocks / kSharedChunks, (chunk + 1) * blocks / kSharedChunks};
+  return {chunk * blocks / kChunks, (chunk + 1) * blocks / kChunks};
 }
 
 // Each chunk writes its own output positions, so sharing the forward pass changes no result.
@@ -275,15 +275,15 @@ void conv_forward(const NativeEncoder::Layer& c, const double* x, double* y, std
                               padded.data() + t * c.stride * ci, c.stride * ci, c.weight.data(), co, y + t * co, co);
     }
   };
-  if (!shared(c, threads)) return run_blocks(0, position_blocks(c));
-  parallel_chunks(threads, kSharedChunks, [&](int64_t chunk, int) {
+  if (!chunked(c)) return run_blocks(0, position_blocks(c));
+  parallel_chunks(threads, kChunks, [&](int64_t chunk, int) {
     const auto [first, last] = chunk_blocks(c, chunk);
     run_blocks(first, last);
   });
 }
 
-// Neighbouring positions send gradient to shared input positions: shared between threads, each
-// chunk sums into its own buffer and the buffers are added in chunk order.
+// Neighbouring positions send gradient to shared input positions: when chunked, each chunk sums
+// into its own buffer and the buffers are added in chunk order, for any thread count.
 template <typename V>
 void conv_backward(const NativeEncoder::Layer& c, const double* grad_out, double* grad_in,
                    std::vector<std::vector<double>>& padded, int threads) {
@@ -295,11 +295,11 @@ void conv_backward(const NativeEncoder::Layer& c, const double* grad_out, double
                               c.weight_t.data(), taps, out + t * c.stride * ci, c.stride * ci);
     }
   };
-  const bool share = shared(c, threads);
-  padded.resize(share ? kSharedChunks : 1);
+  const bool in_chunks = chunked(c);
+  padded.resize(in_chunks ? kChunks : 1);
   for (auto& buffer : padded) buffer.assign(size, 0.0);
-  if (share) {
-    parallel_chunks(threads, kSharedChunks, [&](int64_t chunk, int) {
+  if (in_chunks) {
+    parallel_chunks(threads, kChunks, [&](int64_t chunk, int) {
       const auto [first, last] = chunk_blocks(c, chunk);
       run_blocks(first, last, padded[static_cast<size_t>(chunk)].data());
     });

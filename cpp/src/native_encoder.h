@@ -34,8 +34,7 @@ class NativeEncoder {
 
   // s (n_cvs) = f(g) for one RDF (n_bins). Thread-safe: scratch is per call. The larger
   // convolutions are shared by up to `threads` threads of the core's pool; the results do not
-  // depend on the thread count (forward: bit for bit; vjp: the same for any count above 1, and
-  // within rounding of one thread's).
+  // depend on the thread count, bit for bit.
   void evaluate(const double* g, double* s, int threads = 1) const;
 
   // As evaluate(), keeping what vjp() needs (the activations' inputs).
