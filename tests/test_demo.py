@@ -122,6 +122,7 @@ def test_demo_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
         "model.pt",
         "chart/chart_labels.png",
         "chart/held_out_confusion.png",
+        "chart/novelty.json",
         "md/trajectory.extxyz",
         "projection/COLVAR",
         "projection/cvs_vs_time.png",
@@ -133,6 +134,9 @@ def test_demo_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert 0.0 <= separation["accuracy"] <= 1.0 and separation["n_held_out"] > 0
     cv = nanochart.CV(out / "model.pt")
     assert cv.metadata["n_atoms"] == 147
+    # Calibrated on the held-out set after charting: the projection scores every MD frame.
+    assert cv.has_novelty
+    assert "novelty" in (out / "projection" / "COLVAR").read_text().splitlines()[0]
     frames = read(out / "md" / "trajectory.extxyz", ":")
     projected = np.loadtxt(out / "projection" / "COLVAR", ndmin=2)
     assert len(projected) == len(frames) > 100

@@ -117,7 +117,7 @@ def _train(demo: Demo) -> None:
 
 
 def _chart(demo: Demo) -> None:
-    demo.announce("chart the data set; k-NN accuracy of the held-out CNA labels")
+    demo.announce("chart the data set; k-NN accuracy of the held-out CNA labels; off-chart calibration")
     out = demo.out
     demo.command(
         "chart", str(out / "model.pt"), str(out / "train.extxyz"), "--out", str(out / "chart"),
@@ -126,6 +126,13 @@ def _chart(demo: Demo) -> None:
     demo.keep("chart by CNA label", out / "chart" / "chart_labels.png")
     demo.keep("chart by family", out / "chart" / "chart_families.png")
     demo.keep("held-out confusion matrix", out / "chart" / "held_out_confusion.png")
+    # Off-chart warnings for the projection below: calibrated on the same held-out set (in
+    # distribution, never trained on), stored in the model file.
+    demo.command(
+        "calibrate-novelty", str(out / "model.pt"), "--chart", str(out / "chart"),
+        "--held-out", str(out / "held_out.extxyz"), "--report", str(out / "chart" / "novelty.json"),
+    )  # fmt: skip
+    demo.keep("off-chart calibration", out / "chart" / "novelty.json")
 
 
 def _md(demo: Demo) -> None:
