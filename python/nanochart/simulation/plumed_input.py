@@ -53,6 +53,7 @@ def plumed_input(
     metad: MetadSettings | OpesSettings | None = None,
     active: bool = False,
     walls: bool = False,
+    novelty: bool = False,
 ) -> str:
     """A ready plumed.dat for an exported model: LOAD the plugin, RDF_ENCODER on atoms 1..n_atoms
     of a cluster in vacuum, PRINT every CV to COLVAR; then a bias on the first two CVs at
@@ -69,11 +70,20 @@ def plumed_input(
     percentiles of each biased CV keep the bias from pushing the cluster off the chart, where the
     CVs no longer describe structure (without them, metadynamics at 450 K drove Au147 to CV values
     no training structure has, and it stayed amorphous there).
+
+    With ``novelty`` (a model calibrated by ``nanochart calibrate-novelty``), RDF_ENCODER gets
+    NOVELTY: COLVAR gains the column ``cv.novelty`` and PLUMED's log warns when the structure is
+    off the chart (about 5 us per step more).
     """
 
     model = Path(model).resolve()
     metadata = read_metadata(model)
     names = metadata["cv_names"]
+    if novelty and "novelty" not in metadata:
+        raise ValueError(
+            f"{model.name} has no novelty reference for NOVELTY: "
+            "calibrate it first (nanochart calibrate-novelty)"
+        )
     bias = metad or MetadSettings()
     load = (
         f"LOAD FILE={Path(plugin).resolve()}"
@@ -122,8 +132,10 @@ def plumed_input(
         f"# RDF {rdf.describe()}.",
         f"# Units: PLUMED's (nm, kJ/mol, ps); RDF_ENCODER converts lengths to the model's {rdf.length_unit}.",
         load,
-        f"cv: RDF_ENCODER MODEL={model} GROUP=1-{metadata['n_atoms']} NOPBC",
-        f"PRINT ARG={','.join(f'cv.{name}' for name in names)} STRIDE={stride} FILE=COLVAR FMT=%.10f",
+        f"cv: RDF_ENCODER MODEL={model} GROUP=1-{metadata['n_atoms']} NOPBC"
+        + (" NOVELTY" if novelty else ""),
+        f"PRINT ARG={','.join([*(f'cv.{name}' for name in names), *(['cv.novelty'] if novelty else [])])}"
+        f" STRIDE={stride} FILE=COLVAR FMT=%.10f",
         "",
         f"# {title}" + ("." if active else ": uncomment."),
         comment + line,
