@@ -11,12 +11,14 @@ plateau's. Families are numbered by size, largest first, and named from their re
 from __future__ import annotations
 
 import csv
+import gzip
 import json
 import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 from ase import Atoms
@@ -266,11 +268,18 @@ def thermal_separation(
         same = temperature == t
         per_t["quenched"][float(t)] = float(quench_right[same].mean()) if same.any() else float("nan")
         counts[float(t)] = int(mine.sum())
-    label_names = sorted(set(labels))
-    centroids = np.array([cvs[np.asarray(labels) == name].mean(axis=0) for name in label_names])
-    spacing = float(np.median(pdist(centroids))) if len(centroids) > 1 else float("nan")
     shift = float(np.median(np.linalg.norm(thermal_cvs - held_out_cvs[owners], axis=1)))
-    return ThermalSeparation(k, per_t["thermal"], per_t["quenched"], counts, shift, spacing)
+    return ThermalSeparation(
+        k, per_t["thermal"], per_t["quenched"], counts, shift, label_centroid_spacing(cvs, labels)
+    )
+
+
+def label_centroid_spacing(cvs: np.ndarray, labels: Sequence[str]) -> float:
+    """The median distance (CV units) between the centroids of the CNA labels on the chart: the
+    chart's typical spacing between motifs; NaN with fewer than two labels."""
+    label_array = np.asarray(labels)
+    centroids = np.array([cvs[label_array == name].mean(axis=0) for name in sorted(set(labels))])
+    return float(np.median(pdist(centroids))) if len(centroids) > 1 else float("nan")
 
 
 def chart(
@@ -463,32 +472,27 @@ def read_centroids(path: str | os.PathLike[str]) -> np.ndarray:
     return np.array([[float(v) for v in row[1 : 1 + width]] for row in body])
 
 
-def _chart_file(path: str | os.PathLike[str]) -> Path:
+def _open_chart(path: str | os.PathLike[str]) -> TextIO:
+    """A chart's chart.csv or chart.csv.gz (a chart folder may be given), open for reading text."""
     path = Path(path)
     if path.is_dir():
         path = next((path / name for name in ("chart.csv", "chart.csv.gz") if (path / name).is_file()), path)
     if not path.is_file():
         raise FileNotFoundError(f"no chart.csv in {path}: run `nanochart chart` first")
-    return path
+    return gzip.open(path, "rt", newline="") if path.suffix == ".gz" else open(path, newline="")
 
 
 def read_chart_cvs(path: str | os.PathLike[str]) -> np.ndarray:
     """The charted structures' CVs, (n, D), from a chart's chart.csv or chart.csv.gz (a chart folder
     may be given)."""
-    path = _chart_file(path)
-    import gzip
-
-    with (gzip.open if path.suffix == ".gz" else open)(path, "rt") as handle:
+    with _open_chart(path) as handle:
         width = next(handle).split(",").index("family") - 1
-    return np.loadtxt(path, delimiter=",", skiprows=1, usecols=range(1, 1 + width), ndmin=2)
+        return np.loadtxt(handle, delimiter=",", usecols=range(1, 1 + width), ndmin=2)
 
 
 def read_chart_labels(path: str | os.PathLike[str]) -> list[str] | None:
     """The charted structures' CNA labels from a chart's chart.csv(.gz), None when it has none."""
-    import gzip
-
-    path = _chart_file(path)
-    with (gzip.open if path.suffix == ".gz" else open)(path, "rt", newline="") as handle:
+    with _open_chart(path) as handle:
         rows = csv.reader(handle)
         header = next(rows)
         if "label" not in header:

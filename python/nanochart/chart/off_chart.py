@@ -12,14 +12,13 @@ from typing import Any
 
 import numpy as np
 from ase import Atoms
-from scipy.spatial.distance import pdist
 
 from ..core.cv import CV
 from ..core.model_file import add_novelty
 from ..core.novelty import DEFAULT_K, DEFAULT_PERCENTILE, NoveltyReference, calibrate, mean_knn_distance
 from ..data.structures import read_structures, thermal_frames
 from ..model.features import encode_structures
-from .charting import read_chart_cvs, read_chart_labels
+from .charting import label_centroid_spacing, read_chart_cvs, read_chart_labels
 
 
 @dataclass
@@ -145,10 +144,7 @@ def _far_off(
     median distance between label centroids, the share flagged; per source as well."""
     if labels is None:
         return None
-    names = sorted(set(labels))
-    label_array = np.asarray(labels)
-    centroids = np.array([training[label_array == name].mean(axis=0) for name in names])
-    spacing = float(np.median(pdist(centroids)))
+    spacing = label_centroid_spacing(training, labels)
     cvs = np.concatenate([x for x, _ in scored])
     sources = np.array([s for _, group in scored for s in group])
     nearest = mean_knn_distance(cvs, training, 1)
