@@ -333,7 +333,7 @@ class Progress:
     after the last finished run (a partly appended run is cut off on resume and redone); ``extra``:
     what else a method needs to go on (parallel tempering: where the replicas are)."""
 
-    def __init__(self, out: Path, settings) -> None:
+    def __init__(self, out: Path, settings: SamplingSettings) -> None:
         self.path = out.with_name(out.name + ".progress.json")
         self.settings = settings
         self.done: set[int] = set()
@@ -380,7 +380,7 @@ class Progress:
         partial.replace(self.path)
 
 
-def _jsonable(settings) -> dict:
+def _jsonable(settings: SamplingSettings) -> dict:
     return json.loads(json.dumps(asdict(settings)))
 
 

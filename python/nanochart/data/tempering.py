@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 
-from ..simulation.lammps_session import potential_file, write_cluster_data
+from ..simulation.lammps_session import potential_file, read_dump, write_cluster_data
 from ..simulation.tempering import (
     Segment,
     TemperLog,
@@ -367,18 +367,6 @@ def _plan_segment(settings: PtSettings, index: int, state: Progress, work: Path)
     )
 
 
-def read_dump(path: Path) -> list[tuple[int, np.ndarray]]:
-    """(timestep, positions in angstrom) of each frame of a LAMMPS text dump with columns id x y z,
-    in file order, atoms sorted by id."""
-    frames = []
-    for block in path.read_text().split("ITEM: TIMESTEP\n")[1:]:
-        step, rest = block.split("\n", 1)
-        table = rest.split("ITEM: ATOMS id x y z\n", 1)[1]
-        values = np.array(table.split(), dtype=np.float64).reshape(-1, 4)
-        frames.append((int(step), values[np.argsort(values[:, 0]), 1:]))
-    return frames
-
-
 def _collect(
     settings: PtSettings, segment: Segment, log: TemperLog, folder: Path, pool
 ) -> list[tuple[list, Atoms | None]]:
@@ -391,9 +379,9 @@ def _collect(
     starts = settings.starts()
     per_replica = []
     for replica in range(settings.replicas):
-        snapshots_md = dict(read_dump(folder / f"thermal.{replica}.dump"))
+        snapshots_md = {step: x for step, _, x in read_dump(folder / f"thermal.{replica}.dump")}
         # In quench order (their timesteps are whatever the minimiser left, not the snapshots').
-        minima = [positions for _, positions in read_dump(folder / f"quench.{replica}.dump")]
+        minima = [positions for _, _, positions in read_dump(folder / f"quench.{replica}.dump")]
         table = np.loadtxt(folder / f"quench.{replica}.txt", ndmin=2)
         if len(minima) != len(steps) or [int(s) for s in table[:, 0]] != steps:
             raise RuntimeError(

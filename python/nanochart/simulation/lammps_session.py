@@ -9,7 +9,7 @@ import ctypes
 import os
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -118,6 +118,19 @@ def installed_packages(executable: Path) -> set[str]:
     text = subprocess.run([str(executable), "-h"], capture_output=True, text=True, check=False).stdout
     block = text.split("Installed packages:", 1)[-1].split("List of individual style options", 1)[0]
     return set(block.split()) if "Installed packages:" in text else set()
+
+
+def read_dump(path: str | os.PathLike[str]) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """(step, atom ids, positions) of each frame of a LAMMPS text dump with columns id x y z
+    (`dump custom ... id x y z`, `write_dump ... append yes`), in file order, rows sorted by id."""
+    lines = Path(path).read_text().splitlines()
+    k = 0
+    while k < len(lines):  # 9 header lines: TIMESTEP, step, NUMBER OF ATOMS, n, BOX BOUNDS + 3, ATOMS
+        step, n = int(lines[k + 1]), int(lines[k + 3])
+        table = np.array(" ".join(lines[k + 9 : k + 9 + n]).split(), dtype=np.float64).reshape(n, 4)
+        table = table[np.argsort(table[:, 0], kind="stable")]
+        yield step, table[:, 0].astype(np.int64), table[:, 1:4]
+        k += 9 + n
 
 
 def gather(lmp, name: str) -> np.ndarray:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 
-from .lammps_session import start_lammps
+from .lammps_session import read_dump, start_lammps
 from .plumed_input import read_colvar
 from .plumed_install import LAMMPS_PLUGIN_NAME, find_plumed, lammps_plugin_path
 
@@ -261,19 +261,6 @@ def plot_run(result: MdResult) -> Path | None:
     return result.outputs["plot"]
 
 
-def _read_dump(path: str):
-    """(step, ids, positions) of each frame of a LAMMPS `dump custom ... id x y z`."""
-    with open(path) as handle:
-        lines = handle.read().splitlines()
-    k = 0
-    while k < len(lines):
-        step = int(lines[k + 1])
-        n = int(lines[k + 3])
-        table = np.array([line.split() for line in lines[k + 9 : k + 9 + n]], dtype=np.float64)
-        yield step, table[:, 0].astype(np.int64), table[:, 1:4]
-        k += 9 + n
-
-
 def _thermo_row(lmp, timestep: float, bias: float) -> tuple[float, ...]:
     """time (ps), EAM energy, kinetic energy, bias (eV), temperature (K) at the current step."""
     step = int(lmp.get_thermo("step"))
@@ -460,7 +447,7 @@ def _run_plugin(
     frames = []
     if dump_every:
         lmp.command("undump frames")
-        for step, ids, x in _read_dump("frames.dump"):
-            frames.append(frame(step, len(ids), ids, x, bias_at[step]))
+        for frame_step, ids, x in read_dump("frames.dump"):
+            frames.append(frame(frame_step, len(ids), ids, x, bias_at[frame_step]))
     lmp.close()
     return rows, frames
