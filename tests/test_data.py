@@ -17,7 +17,15 @@ from scipy.spatial import cKDTree
 from conftest import interrupt_after, needs_lammps, needs_ovito
 from nanochart.cli import main
 from nanochart.data.cna import CLUSTER_LABELS, analyse
-from nanochart.data.motifs import FAMILIES, LATTICE_CONSTANTS, resize, seed_motifs, twinned_fcc
+from nanochart.data.motifs import (
+    FAMILIES,
+    LATTICE_CONSTANTS,
+    nearest_to_centre,
+    read_seed_structures,
+    resize,
+    seed_motifs,
+    twinned_fcc,
+)
 from nanochart.data.sampling import (
     DUPLICATE_ENERGY_EV,
     GenerateSettings,
@@ -380,3 +388,83 @@ def test_cli_label_any_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert [atoms.info["label"] for atoms in read(labelled, ":")] == ["Ih", "fcc", "Ih"]
     rows = [line.split() for line in capsys.readouterr().out.splitlines()]
     assert [row[:2] for row in rows if row and row[0] in ("-", "all")] == [["-", "3"], ["all", "3"]]
+
+
+# --- start structures of one's own (--seed-structures) -------------------------------------------
+
+
+def test_nearest_to_centre_keeps_the_inner_atoms() -> None:
+    parent = Icosahedron("Au", 5, A_AU)  # 309 atoms: its 147 inner ones are the 147-atom icosahedron
+    trimmed = nearest_to_centre(parent, 147)
+    inner = Icosahedron("Au", 4, A_AU)
+    assert type(trimmed) is Atoms and len(trimmed) == 147
+    assert np.allclose(
+        np.sort(np.linalg.norm(trimmed.positions, axis=1)),
+        np.sort(np.linalg.norm(inner.positions - inner.positions.mean(axis=0), axis=1)),
+    )
+    with pytest.raises(ValueError, match="cannot trim 55 atoms to 147"):
+        nearest_to_centre(Icosahedron("Au", 3, A_AU), 147)
+
+
+def test_read_seed_structures_names_and_checks(tmp_path: Path) -> None:
+    ico, octa = Icosahedron("Au", 3, A_AU), nearest_to_centre(Octahedron("Au", 5, 0, A_AU), 55)
+    ico.info["name"] = "my_ico"
+    path = tmp_path / "starts.extxyz"
+    write(path, [ico, octa, octa])
+    seeds = read_seed_structures(path, "Au", 55)
+    assert list(seeds) == ["my_ico", "structure_1", "structure_2"]
+    assert np.allclose(seeds["my_ico"].positions.mean(axis=0), 0.0)
+    with pytest.raises(ValueError, match="structure 0 has 55 atoms of Au; the data set is Ag55"):
+        read_seed_structures(path, "Ag", 55)
+    with pytest.raises(ValueError, match="the data set is Au147"):
+        read_seed_structures(path, "Au", 147)
+    with pytest.raises(FileNotFoundError, match="no seed structure file"):
+        read_seed_structures(tmp_path / "missing.xyz", "Au", 55)
+    bad = ico.copy()
+    bad.positions[3, 1] = np.nan
+    write(tmp_path / "nan.extxyz", bad)
+    with pytest.raises(ValueError, match="structure 0 has a NaN"):
+        read_seed_structures(tmp_path / "nan.extxyz", "Au", 55)
+
+
+@needs_lammps
+@needs_ovito
+def test_generate_from_seed_structures(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Runs start from the given structures, unchanged (no melt, no surface moves), and a resumed
+    data set refuses a changed file."""
+    starts = tmp_path / "starts.extxyz"
+    octa = nearest_to_centre(Octahedron("Au", 5, 0, A_AU), 55)
+    octa.info["name"] = "trimmed_octahedron"
+    ico = Icosahedron("Au", 3, A_AU)
+    ico.info["name"] = "ico"
+    write(starts, [octa, ico])
+    settings = GenerateSettings(structures=8, **SMALL, seed_structures=str(starts))
+    runs = plan_runs(settings, read_seed_structures(starts, "Au", 55), melt=False)
+    assert {r.start for r in runs} == {"trimmed_octahedron", "ico"}
+    # Started from as given: no surface moves, the given positions (centred).
+    assert all(r.surface_moves == 0 for r in runs)
+    given = {"trimmed_octahedron": octa.positions - octa.positions.mean(axis=0)}
+    assert all(np.allclose(r.positions, given[r.start]) for r in runs if r.start in given)
+    out = tmp_path / "mine.extxyz"
+    generate(out, settings, workers=1, progress=False)
+    frames = read(out, ":")
+    assert frames and {a.info["motif"] for a in frames} <= {"trimmed_octahedron", "ico"}
+    assert all(-3.75 < a.get_potential_energy() / 55 < -3.4 for a in frames)  # quenched Au55
+    write(starts, [ico, octa])
+    with pytest.raises(ValueError, match="changed since this data set was started"):
+        generate(out, GenerateSettings(structures=16, **SMALL, seed_structures=str(starts)), progress=False)
+    # The command line: md only, and the path is kept absolute.
+    target = str(tmp_path / "pt.extxyz")
+    args = [
+        "generate",
+        "--element",
+        "Au",
+        "--natoms",
+        "55",
+        "--out",
+        target,
+        "--seed-structures",
+        str(starts),
+    ]
+    assert main([*args, "--method", "pt"]) == 2
+    assert "--seed-structures belongs to --method md" in capsys.readouterr().err

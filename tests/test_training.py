@@ -469,3 +469,99 @@ def test_chart_reports_thermal_accuracy_per_temperature(tmp_path, motif_data, tr
     for accuracy in report["thermal_accuracy_per_temperature_K"].values():
         assert 0.0 <= accuracy <= 1.0
     assert "thermal    300 K: 6 thermal snapshots" in printed and "shift      thermal snapshot" in printed
+
+
+def test_evaluate_on_a_chart_folder_matches_chart_held_out(tmp_path, motif_data, trained, capsys) -> None:
+    """`nanochart evaluate` scores a labelled set on a chart written before (no training data at
+    hand): the same figures as `chart --held-out`, plus the accuracy per start motif, recomputed
+    here with scikit-learn from the chart's CSV."""
+    import json
+
+    from nanochart.chart.charting import read_chart_cvs, read_chart_labels
+    from nanochart.cli import main
+
+    frames, _, settings = motif_data
+    model = trained.export(tmp_path / "m.pt", rdf=settings.as_dict(), elements=["Au"], n_atoms=147)
+    write(tmp_path / "data.extxyz", frames)
+    quenched, thermal = quench_and_thermal(4, seed=11)
+    for k, (atoms, hot) in enumerate(zip(quenched, thermal, strict=True)):
+        atoms.info["temperature"] = 300.0
+        atoms.info["motif"] = "even" if k % 2 == 0 else "odd"
+        atoms.new_array("thermal_1", hot.positions)
+    write(tmp_path / "held.extxyz", quenched)
+    chart_args = ["chart", str(model), str(tmp_path / "data.extxyz"), "--out", str(tmp_path / "c")]
+    assert main([*chart_args, "--held-out", str(tmp_path / "held.extxyz")]) == 0
+    args = ["evaluate", str(model), str(tmp_path / "held.extxyz"), "--chart", str(tmp_path / "c")]
+    assert main([*args, "--out", str(tmp_path / "e")]) == 0
+    printed = capsys.readouterr().out
+    assert "motif      even:" in printed and "thermal    300 K" in printed
+    charted = json.loads((tmp_path / "c" / "held_out.json").read_text())
+    evaluated = json.loads((tmp_path / "e" / "evaluation.json").read_text())
+    assert evaluated["accuracy"] == pytest.approx(charted["accuracy"])
+    assert evaluated["thermal"]["shift_ratio"] == pytest.approx(charted["thermal"]["shift_ratio"], rel=1e-6)
+    cv = nanochart.CV(model)
+    knn = KNeighborsClassifier(n_neighbors=5).fit(
+        read_chart_cvs(tmp_path / "c"), read_chart_labels(tmp_path / "c")
+    )
+    right = knn.predict(cv.values(np.stack([a.positions for a in quenched]))) == [
+        a.info["label"] for a in quenched
+    ]
+    for name, parity in (("even", 0), ("odd", 1)):
+        assert evaluated["accuracy_per_motif"][name] == {
+            "accuracy": pytest.approx(right[parity::2].mean()),
+            "n": 6,
+        }
+    assert (tmp_path / "e" / "evaluation_confusion.png").stat().st_size > 0
+    # Structures without labels, a missing file, a missing chart: refused with what to do.
+    unlabelled = [a.copy() for a in quenched]
+    for atoms in unlabelled:
+        del atoms.info["label"]
+    write(tmp_path / "unlabelled.extxyz", unlabelled)
+    assert (
+        main([*args[:2], str(tmp_path / "unlabelled.extxyz"), *args[3:], "--out", str(tmp_path / "x")]) == 2
+    )
+    assert "has no labels" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "evaluate",
+                str(model),
+                str(tmp_path / "missing.extxyz"),
+                "--chart",
+                str(tmp_path / "c"),
+                "--out",
+                str(tmp_path / "x"),
+            ]
+        )
+        == 2
+    )
+    assert "no data set file" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "evaluate",
+                str(model),
+                str(tmp_path / "held.extxyz"),
+                "--chart",
+                str(tmp_path / "none"),
+                "--out",
+                str(tmp_path / "x"),
+            ]
+        )
+        == 2
+    )
+    assert "no chart.csv" in capsys.readouterr().err
+
+
+def test_clustered_standard_error() -> None:
+    """Independent entries: the binomial error; whole groups alike: the error of the group means."""
+    from nanochart.chart.charting import clustered_standard_error
+
+    rng = np.random.default_rng(3)
+    right = rng.random(200) < 0.7
+    p = right.mean()
+    assert clustered_standard_error(right, np.arange(200)) == pytest.approx(np.sqrt(p * (1 - p) / 199))
+    per_group = rng.random(20) < 0.5
+    alike = np.repeat(per_group, 10)
+    expected = np.std(per_group.astype(float), ddof=1) / np.sqrt(20)
+    assert clustered_standard_error(alike, np.repeat(np.arange(20), 10)) == pytest.approx(expected)

@@ -27,13 +27,10 @@ from ase.build import fcc111
 from ase.cluster import Decahedron, Icosahedron, Octahedron
 from ase.io import write
 
+from nanochart.data.motifs import nearest_to_centre
+
 N = 147
 LATTICE = 4.08
-
-
-def trimmed(atoms: Atoms, n: int = N) -> Atoms:
-    distance = np.linalg.norm(atoms.positions - atoms.positions.mean(axis=0), axis=1)
-    return atoms[np.argsort(distance, kind="stable")[:n]]
 
 
 def random_sphere(rng: np.random.Generator, n: int = N, min_distance: float = 2.3) -> Atoms:
@@ -58,7 +55,7 @@ def structures(rng: np.random.Generator) -> list[Atoms]:
     ]
     for parent in parents:
         for amplitude in (0.0, 0.05, 0.1, 0.2):
-            atoms = trimmed(parent)
+            atoms = nearest_to_centre(parent, N)
             atoms.positions += amplitude * rng.normal(size=atoms.positions.shape)
             out.append(("trimmed", atoms))
     for motif in (Icosahedron("Au", 4), Decahedron("Au", 4, 4, 0), Octahedron("Au", 7, 3)):

