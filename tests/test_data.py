@@ -20,6 +20,7 @@ from nanochart.data.cna import CLUSTER_LABELS, analyse
 from nanochart.data.motifs import (
     FAMILIES,
     LATTICE_CONSTANTS,
+    cut_start,
     nearest_to_centre,
     read_seed_structures,
     resize,
@@ -468,3 +469,51 @@ def test_generate_from_seed_structures(tmp_path: Path, capsys: pytest.CaptureFix
     ]
     assert main([*args, "--method", "pt"]) == 2
     assert "--seed-structures belongs to --method md" in capsys.readouterr().err
+
+
+# --- cut starts (--cut-starts) -------------------------------------------------------------------
+
+
+@needs_ovito
+@pytest.mark.parametrize(
+    ("family", "label"),
+    [
+        ("icosahedron", "Ih"),
+        ("marks_decahedron", "Dh"),
+        ("truncated_octahedron", "fcc"),
+        ("twinned_fcc", "twin"),
+    ],
+)
+def test_cut_starts_are_compact_pieces_of_their_family(family: str, label: str) -> None:
+    """A cut keeps the motif (its CNA label), has the size asked for, no overlapping atoms, and
+    is not the sphere cut of `nearest_to_centre` nor a seed motif: another shape each time."""
+    rng = np.random.default_rng(5)
+    cuts = [cut_start(family, "Au", 147, rng) for _ in range(3)]
+    seeds = [np.sort(np.linalg.norm(a.positions, axis=1)) for a in seed_motifs("Au", 147).values()]
+    for atoms in cuts:
+        assert len(atoms) == 147 and np.allclose(atoms.positions.mean(axis=0), 0.0)
+        assert cKDTree(atoms.positions).query(atoms.positions, k=2)[0][:, 1].min() > 0.9 * NN_AU
+        assert analyse(atoms).label == label
+        radii = np.sort(np.linalg.norm(atoms.positions, axis=1))
+        assert all(np.abs(radii - seed).max() > 0.1 for seed in seeds)
+    assert not np.allclose(cuts[0].positions, cuts[1].positions)
+
+
+def test_plan_with_cut_starts() -> None:
+    seeds = seed_motifs("Au", 55)
+    ladder = (300.0, 400.0)
+    plain = plan_runs(GenerateSettings("Au", 55, structures=400, temperatures=ladder), seeds)
+    cut = plan_runs(GenerateSettings("Au", 55, structures=400, temperatures=ladder, cut_starts=True), seeds)
+    assert {r.start for r in cut} == {r.start for r in plain} | {f"{family}_cut" for family in FAMILIES}
+    assert all(r.surface_moves == 0 for r in cut if r.start.endswith("_cut"))
+    assert any(r.surface_moves > 0 for r in cut if not r.start.endswith("_cut"))
+    # Prefix-stable, as without cuts: extending a set repeats the same cuts.
+    longer = plan_runs(
+        GenerateSettings("Au", 55, structures=800, temperatures=ladder, cut_starts=True), seeds
+    )
+    assert all(
+        np.array_equal(a.positions, b.positions) and a.seed == b.seed
+        for a, b in zip(cut, longer[: len(cut)], strict=True)
+    )
+    cuts = [r.positions for r in cut if r.start == "icosahedron_cut"]
+    assert len(cuts) > 1 and not np.allclose(cuts[0], cuts[1])

@@ -129,3 +129,63 @@ def test_reweighted_population_shares_the_weight_by_label() -> None:
         reweighted_population(labels, log_weights[:3])
     with pytest.raises(ValueError, match="log_weights must be finite"):
         reweighted_population(labels, np.array([0.0, np.nan, 0.0, 0.0]))
+
+
+def test_independent_runs_combine_with_the_spread_between_runs() -> None:
+    from nanochart.simulation.transitions import BOLTZMANN_KJ_PER_MOL_K, agreement, independent_runs
+
+    kt = BOLTZMANN_KJ_PER_MOL_K * 450.0
+    populations = {
+        "one": {"Ih": 0.9, "mix": 0.1},
+        "two": {"Ih": 0.5, "mix": 0.5, "Dh": 0.0},
+        "three": {"Ih": 0.99, "mix": 0.01},
+        "never left": {"Ih": 1.0},
+    }
+    runs = independent_runs(populations, "Ih", "mix", 450.0)
+    expected = [-kt * np.log(9.0), 0.0, -kt * np.log(99.0)]
+    assert list(runs.estimates.values()) == pytest.approx(expected)
+    assert runs.missing == ["never left"]
+    assert runs.mean == pytest.approx(np.mean(expected))
+    assert runs.standard_error == pytest.approx(np.std(expected, ddof=1) / np.sqrt(3))
+    other = independent_runs({"x": {"Ih": 0.5, "mix": 0.5}, "y": {"Ih": 0.6, "mix": 0.4}}, "Ih", "mix", 450.0)
+    apart = abs(runs.mean - other.mean) / np.hypot(runs.standard_error, other.standard_error)
+    assert agreement(runs, other) == pytest.approx(apart)
+    single = independent_runs({"x": {"Ih": 0.5, "mix": 0.5}}, "Ih", "mix", 450.0)
+    assert np.isnan(single.standard_error) and np.isnan(agreement(single, other))
+
+
+def test_independent_runs_example_reads_run_folders(tmp_path) -> None:
+    """examples/independent_runs.py on run folders as transitions_au147.py writes them."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    def run_folder(name: str, method: str, population: dict[str, float]) -> Path:
+        folder = tmp_path / name / method
+        folder.mkdir(parents=True)
+        summary = {
+            "method": method,
+            "temperature_K": 450.0,
+            "free_energy": {"reweighted_population": population},
+        }
+        (folder / "summary.json").write_text(json.dumps(summary))
+        return tmp_path / name
+
+    first = [run_folder(f"m{i}", "metad", {"Ih": p, "mix": 1 - p}) for i, p in enumerate((0.9, 0.8, 0.95))]
+    second = [run_folder(f"o{i}", "opes", {"Ih": p, "mix": 1 - p}) for i, p in enumerate((0.85, 0.9))]
+    second.append(run_folder("o_never", "opes", {"Ih": 1.0}))
+    script = Path(__file__).resolve().parents[1] / "examples" / "independent_runs.py"
+    out = tmp_path / "report.json"
+    args = [sys.executable, str(script), "--first", *map(str, first), "--second", *map(str, second)]
+    done = subprocess.run([*args, "--out", str(out)], capture_output=True, text=True, check=True)
+    report = json.loads(out.read_text())
+    assert report["second"]["missing"] == [str(tmp_path / "o_never")]
+    assert "no estimate" in done.stdout and "combined standard errors apart" in done.stdout
+    kt = BOLTZMANN_KJ_PER_MOL_K * 450.0
+    assert report["first"]["mean"] == pytest.approx(
+        np.mean([-kt * np.log(p / (1 - p)) for p in (0.9, 0.8, 0.95)])
+    )
+    mixing = [*args[:3], str(first[0]), str(second[0]), "--second", str(second[1])]
+    mixed = subprocess.run(mixing, capture_output=True, text=True)
+    assert mixed.returncode != 0 and "must share method and temperature" in mixed.stderr

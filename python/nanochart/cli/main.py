@@ -267,6 +267,7 @@ def _generate(args: argparse.Namespace) -> None:
         timestep_ps=(args.timestep or 0.0) / 1000.0,
         thermal_snapshots=args.thermal_snapshots or 1,
         seed_structures=seed_structures,
+        cut_starts=args.cut_starts,
     )
     ladder = ", ".join(f"{t:g}" for t in settings.temperatures)
     print(
@@ -308,8 +309,11 @@ def _generate_pt(args: argparse.Namespace) -> None:
             "--method pt takes no --snapshots-per-run (see --segment) and keeps one thermal snapshot per "
             "structure (--thermal-snapshots 1)"
         )
-    if args.seed_structures:
-        raise ValueError("--seed-structures belongs to --method md (pt starts from the seed motifs: --start)")
+    if args.seed_structures or args.cut_starts:
+        raise ValueError(
+            "--seed-structures and --cut-starts belong to --method md "
+            "(pt starts from the seed motifs: --start)"
+        )
     optional = {
         "exchange_ps": args.exchange,
         "equilibration_ps": args.equilibration,
@@ -713,6 +717,12 @@ def build_parser() -> argparse.ArgumentParser:
         "on a cluster for example 'srun' or 'mpiexec -f hostfile'); its MPI must be MPICH-compatible",
     )
     generate.add_argument("--procs-per-replica", type=int, default=1, help="pt: MPI ranks per replica (1)")
+    generate.add_argument(
+        "--cut-starts",
+        action="store_true",
+        help="md: also start runs from random cuts of larger motifs (one more start per motif family: "
+        "a cluster of the family up to 3x larger, cut to NATOMS atoms by a random ellipsoid)",
+    )
     generate.add_argument(
         "--seed-structures",
         help="md: start the runs from the structures in this file (any format ASE reads; each NATOMS "

@@ -8,6 +8,7 @@ that bonds to the most atoms (the nearest to the centre on a tie). Positions are
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 from collections.abc import Callable, Iterator
@@ -118,6 +119,45 @@ def seed_motifs(element: str, n_atoms: int) -> dict[str, Atoms]:
         best = min(candidates, key=lambda atoms: (abs(len(atoms) - n_atoms), -len(atoms)))
         seeds[name] = resize(best, n_atoms, nearest_neighbour(element))
     return seeds
+
+
+#: Cut starts: parents up to this many times the wanted size, ellipsoids whose longest axis is
+#: 1.1 to 1.6 times their shortest (never a sphere: that is `nearest_to_centre`'s rule), centred
+#: up to half a nearest-neighbour distance off the parent's centre.
+CUT_MAX_PARENT = 3.0
+CUT_AXIS_RATIO = (1.1, 1.6)
+CUT_MAX_OFFSET_NN = 0.5
+
+
+def cut_start(family: str, element: str, n_atoms: int, rng: np.random.Generator) -> Atoms:
+    """A compact random shape of a motif family: one of its clusters larger than ``n_atoms`` (at
+    most CUT_MAX_PARENT times; the smallest larger one if none) cut to the ``n_atoms`` atoms
+    inside the smallest ellipsoid of random axes and orientation around a point near its centre.
+    Other facets, other truncations and other surface defects than `seed_motifs` makes."""
+    parents = _cut_parents(family, element, n_atoms)
+    positions = parents[rng.integers(len(parents))]
+    ratio = rng.uniform(*CUT_AXIS_RATIO)
+    axes = rng.permutation([1.0, ratio, rng.uniform(1.0, ratio)])
+    rotation, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    offset = rng.normal(size=3)
+    offset *= rng.uniform(0.0, CUT_MAX_OFFSET_NN * nearest_neighbour(element)) / np.linalg.norm(offset)
+    scaled = (positions - offset) @ rotation / axes
+    kept = np.argsort(np.einsum("ij,ij->i", scaled, scaled), kind="stable")[:n_atoms]
+    return Atoms(f"{element}{n_atoms}", positions=positions[kept] - positions[kept].mean(axis=0))
+
+
+@functools.lru_cache(maxsize=64)
+def _cut_parents(family: str, element: str, n_atoms: int) -> tuple[np.ndarray, ...]:
+    """Centred positions of the family's clusters that `cut_start` may cut (built once: a plan
+    cuts thousands)."""
+    check_request(element, n_atoms)
+    larger = [
+        atoms for atoms in FAMILIES[family](element, LATTICE_CONSTANTS[element]) if len(atoms) > n_atoms
+    ]
+    if not larger:
+        raise ValueError(f"no {family} cluster larger than {n_atoms} atoms to cut")
+    parents = [atoms for atoms in larger if len(atoms) <= CUT_MAX_PARENT * n_atoms] or [min(larger, key=len)]
+    return tuple(atoms.positions - atoms.positions.mean(axis=0) for atoms in parents)
 
 
 def nearest_to_centre(atoms: Atoms, n_atoms: int) -> Atoms:

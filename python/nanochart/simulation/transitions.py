@@ -158,3 +158,46 @@ def free_energy_surface(
         free_energy = -BOLTZMANN_KJ_PER_MOL_K * temperature * np.log(histogram)
     free_energy[~np.isfinite(free_energy)] = np.nan
     return x_edges, y_edges, free_energy - np.nanmin(free_energy)
+
+
+@dataclass
+class IndependentRuns:
+    """F(a) - F(b) (kJ/mol) from independent runs of one method: each run's estimate, their mean and
+    its standard error from the spread between runs (std / sqrt(n), ddof 1), which, unlike block
+    errors within one run, holds when a run's blocks share its unconverged bias. Runs that never
+    visited a or b give no estimate and are listed apart."""
+
+    a: str
+    b: str
+    estimates: dict[str, float]
+    missing: list[str]
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(list(self.estimates.values()))) if self.estimates else float("nan")
+
+    @property
+    def standard_error(self) -> float:
+        values = list(self.estimates.values())
+        return float(np.std(values, ddof=1) / np.sqrt(len(values))) if len(values) > 1 else float("nan")
+
+
+def independent_runs(
+    populations: dict[str, dict[str, float]], a: str, b: str, temperature: float
+) -> IndependentRuns:
+    """Combine runs, each given by its reweighted population per label (``reweighted_population``),
+    into F(a) - F(b) at ``temperature`` (K) with an error from the spread between runs."""
+    kt = BOLTZMANN_KJ_PER_MOL_K * temperature
+    estimates, missing = {}, []
+    for run, population in populations.items():
+        if population.get(a, 0.0) > 0.0 and population.get(b, 0.0) > 0.0:
+            estimates[run] = float(-kt * (np.log(population[a]) - np.log(population[b])))
+        else:
+            missing.append(run)
+    return IndependentRuns(a, b, estimates, missing)
+
+
+def agreement(first: IndependentRuns, second: IndependentRuns) -> float:
+    """|difference of the two means| in combined standard errors (nan without both errors)."""
+    combined = np.hypot(first.standard_error, second.standard_error)
+    return float(abs(first.mean - second.mean) / combined) if combined > 0 else float("nan")
