@@ -1,8 +1,9 @@
 """Does biasing along the chart move Au147 between motifs? MD from the ideal icosahedron, unbiased,
-with well-tempered METAD or with OPES_METAD on (cv1, cv2) of the shipped MD-ready model; every ps
-a frame is quenched (EAM, conjugate gradients) and labelled by CNA. Reports the time to the first
-change of motif, the motifs visited, the returns to Ih and, for the biased runs, the free-energy
-difference between the two most populated motifs by reweighting (block-averaged error).
+with well-tempered METAD, OPES_METAD or OPES_METAD_EXPLORE on (cv1, cv2) of the shipped MD-ready
+model; every ps a frame is quenched (EAM, conjugate gradients) and labelled by CNA. Reports the
+time to the first change of motif, the motifs visited, the returns to Ih and, for the biased runs,
+the free-energy difference between the two most populated motifs by reweighting (block-averaged
+error).
 
     python examples/transitions_au147.py --method metad [--ns 3] [--temperature 450] [--out out/transitions]
 
@@ -52,6 +53,7 @@ TIMESTEP_PS = 0.0025  # 400 steps per ps, so that frames fall on whole ps
 BIASES = {
     "metad": MetadSettings(height=5.0, pace=250, biasfactor=50.0, width=0.25),
     "opes": OpesSettings(barrier=300.0, pace=250, width=0.25),
+    "opes-explore": OpesSettings(barrier=60.0, pace=250, width=0.25, explore=True),
 }
 
 
@@ -68,7 +70,10 @@ def main() -> None:
         help="METAD walkers sharing one bias, each its own process (default 1)",
     )
     parser.add_argument(
-        "--barrier", type=float, help=f"OPES_METAD BARRIER in kJ/mol (default {BIASES['opes'].barrier:g})"
+        "--barrier",
+        type=float,
+        help=f"OPES BARRIER in kJ/mol (default {BIASES['opes'].barrier:g}; opes-explore "
+        f"{BIASES['opes-explore'].barrier:g})",
     )
     parser.add_argument(
         "--biasfactor",

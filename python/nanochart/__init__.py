@@ -9,8 +9,7 @@ from ._core import ModelError
 from .core.cv import CV, AtomCountWarning
 from .core.model_file import export_model, read_metadata
 from .core.rdf import rdf, rdf_grid
-
-__version__ = "0.1.0"
+from .core.version import __version__
 
 __all__ = [
     "CV",

@@ -222,15 +222,18 @@ def _shipped_model_input(bias, walls: bool = False) -> str:
     )
 
 
-@pytest.mark.parametrize("method", ["metad", "opes"])
+@pytest.mark.parametrize("method", ["metad", "opes", "opes-explore"])
 def test_bias_inputs_run_and_write_reweighting_columns(tmp_path, method) -> None:
-    """The METAD (with c(t)) and OPES_METAD inputs of plumed_input run in PLUMED on the shipped
-    model through the LAMMPS plugin, and COLVAR_METAD holds the column that reweighting reads."""
+    """The METAD (with c(t)), OPES_METAD and OPES_METAD_EXPLORE inputs of plumed_input run in PLUMED
+    on the shipped model through the LAMMPS plugin, and COLVAR_METAD holds the column that
+    reweighting reads."""
     from nanochart.simulation.md import run_md
     from nanochart.simulation.plumed_input import MetadSettings, OpesSettings, read_colvar
 
     bias = (
-        MetadSettings(height=5.0, pace=20, width=0.25) if method == "metad" else OpesSettings(50.0, 20, 0.25)
+        MetadSettings(height=5.0, pace=20, width=0.25)
+        if method == "metad"
+        else OpesSettings(50.0, 20, 0.25, explore=method == "opes-explore")
     )
     text = _shipped_model_input(bias, walls=True)
     run = run_md(Icosahedron("Au", 4), text, tmp_path, steps=200, temperature=450.0, seed=3, progress=False)
@@ -239,7 +242,10 @@ def test_bias_inputs_run_and_write_reweighting_columns(tmp_path, method) -> None
     assert len(weights) == 21 and np.isfinite(weights).all()
     assert np.ptp(weights) > 0, "the bias grew along the run"
     assert ("HILLS" if method == "metad" else "KERNELS") in run.outputs
-    assert "UPPER_WALLS" in (tmp_path / "plumed.log").read_text(), "PLUMED took the walls"
+    log = (tmp_path / "plumed.log").read_text()
+    assert "UPPER_WALLS" in log, "PLUMED took the walls"
+    if method != "metad":
+        assert ("OPES_METAD_EXPLORE" in log) == (method == "opes-explore")
 
 
 def test_walkers_share_one_bias(tmp_path) -> None:

@@ -40,8 +40,8 @@ def export_model(
     (see :mod:`nanochart.core.novelty`) makes off-chart warnings available. The file is loaded back
     through the C++ core before this returns, so a model that breaks the contract fails here.
     """
-    from .. import __version__
     from .cv import CV
+    from .version import __version__
 
     settings = rdf if isinstance(rdf, RdfSettings) else RdfSettings.from_dict(rdf)
     module = module.double().eval()

@@ -91,7 +91,7 @@ def featurize_file(
     ``$XDG_CACHE_HOME/nanochart``) under a key made of the file's content and the settings, so a
     second call with the same file and settings only reads.
     """
-    from .. import __version__
+    from ..core.version import __version__
 
     frames = read_structures(path)
     snapshots = thermal_frames(frames)[0] if thermal else []

@@ -32,11 +32,14 @@ class MetadSettings:
 class OpesSettings:
     """OPES_METAD (Invernizzi and Parrinello 2020) in a plumed.dat: BARRIER in kJ/mol (the free
     energy it should be able to climb), PACE in MD steps; initial kernel widths ``width`` times the
-    spread of each CV on the chart."""
+    spread of each CV on the chart. ``explore``: OPES_METAD_EXPLORE (Invernizzi, Piaggi and
+    Parrinello 2022), whose target is the well-tempered distribution (bias factor BARRIER / kT):
+    it explores faster and converges its estimate more slowly."""
 
     barrier: float = 100.0
     pace: int = 500
     width: float = 0.1
+    explore: bool = False
 
     def __post_init__(self) -> None:
         if self.barrier <= 0 or self.pace < 1 or self.width <= 0:
@@ -104,9 +107,10 @@ def plumed_input(
         grid = " GRID_MIN=" + ",".join(f"{v:.3g}" for v in low - 2 * extent)
         grid += " GRID_MAX=" + ",".join(f"{v:.3g}" for v in high + 2 * extent)
     if isinstance(bias, OpesSettings):
-        title = "OPES_METAD on the first two CVs (BARRIER in kJ/mol, PACE in steps, TEMP in K)"
+        action = "OPES_METAD_EXPLORE" if bias.explore else "OPES_METAD"
+        title = f"{action} on the first two CVs (BARRIER in kJ/mol, PACE in steps, TEMP in K)"
         line = (
-            f"opes: OPES_METAD ARG={arguments} SIGMA={sigma} BARRIER={bias.barrier:g} PACE={bias.pace}"
+            f"opes: {action} ARG={arguments} SIGMA={sigma} BARRIER={bias.barrier:g} PACE={bias.pace}"
             f" TEMP={temperature:g} FILE=KERNELS STATE_WFILE=STATE"
         )
         weights = "opes.bias"
