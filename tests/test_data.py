@@ -468,7 +468,9 @@ def test_generate_from_seed_structures(tmp_path: Path, capsys: pytest.CaptureFix
         str(starts),
     ]
     assert main([*args, "--method", "pt"]) == 2
-    assert "--seed-structures belongs to --method md" in capsys.readouterr().err
+    assert "--seed-structures and --cut-starts belong to --method md" in capsys.readouterr().err
+    assert main([*args[:-2], "--cut-starts", "--method", "pt"]) == 2
+    assert "belong to --method md" in capsys.readouterr().err
 
 
 # --- cut starts (--cut-starts) -------------------------------------------------------------------
