@@ -419,12 +419,12 @@ def test_read_seed_structures_names_and_checks(tmp_path: Path) -> None:
         read_seed_structures(path, "Ag", 55)
     with pytest.raises(ValueError, match="the data set is Au147"):
         read_seed_structures(path, "Au", 147)
-    with pytest.raises(FileNotFoundError, match="no seed structure file"):
+    with pytest.raises(FileNotFoundError, match="no data set file at"):
         read_seed_structures(tmp_path / "missing.xyz", "Au", 55)
     bad = ico.copy()
     bad.positions[3, 1] = np.nan
     write(tmp_path / "nan.extxyz", bad)
-    with pytest.raises(ValueError, match="structure 0 has a NaN"):
+    with pytest.raises(ValueError, match="frame 0, atom 3 has a NaN"):
         read_seed_structures(tmp_path / "nan.extxyz", "Au", 55)
 
 

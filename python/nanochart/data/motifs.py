@@ -12,12 +12,13 @@ import functools
 import itertools
 import os
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import numpy as np
 from ase import Atoms
 from ase.cluster import Decahedron, Icosahedron, Octahedron
 from scipy.spatial import cKDTree
+
+from .structures import read_structures
 
 #: fcc lattice constants (angstrom) of the EAM potentials shipped with LAMMPS (Foiles et al. 1986).
 LATTICE_CONSTANTS = {"Au": 4.08, "Ag": 4.09, "Cu": 3.615}
@@ -173,32 +174,18 @@ def nearest_to_centre(atoms: Atoms, n_atoms: int) -> Atoms:
 
 
 def read_seed_structures(path: str | os.PathLike[str], element: str, n_atoms: int) -> dict[str, Atoms]:
-    """Start structures from a file (any format ASE reads), keyed by name: the info key ``name``
-    or ``motif`` of each, else ``structure_I`` (I its index in the file; repeated names get the
-    index too). Each must hold ``n_atoms`` atoms of ``element``, finite coordinates in angstrom."""
-    from ase.io import read
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no seed structure file at {path}")
-    try:
-        frames = read(path, index=":")
-    except Exception as error:  # ASE raises many types for unreadable input
-        raise ValueError(
-            f"cannot read {path} as a structure file ({type(error).__name__}: {error})"
-        ) from error
-    if not frames:
-        raise ValueError(f"{path} holds no structures")
+    """Start structures from a file (any format ASE reads, checked as ``read_structures`` checks a
+    data set), keyed by name: the info key ``name`` or ``motif`` of each, else ``structure_I`` (I
+    its index in the file; repeated names get the index too). Each must hold ``n_atoms`` atoms of
+    ``element``, in angstrom."""
     seeds: dict[str, Atoms] = {}
-    for i, atoms in enumerate(frames):
+    for i, atoms in enumerate(read_structures(path)):
         symbols = set(atoms.get_chemical_symbols())
         if len(atoms) != n_atoms or symbols != {element}:
             raise ValueError(
                 f"{path}: structure {i} has {len(atoms)} atoms of {', '.join(sorted(symbols))}; "
                 f"the data set is {element}{n_atoms} (--element, --natoms)"
             )
-        if not np.isfinite(atoms.positions).all():
-            raise ValueError(f"{path}: structure {i} has a NaN or infinite coordinate")
         name = str(atoms.info.get("name", atoms.info.get("motif", f"structure_{i}")))
         if name in seeds:
             name = f"{name}_{i}"
