@@ -152,10 +152,8 @@ void Rdf::compute_on(int threads, const double* positions, int64_t n_atoms, cons
     record = nullptr;
   }
   if (record) {
-    if (!record->pairs_ || record->pairs_->capacity() != n_pairs) {
-      record->pairs_ = std::make_unique<kernel::PairArrays>(n_pairs);
-    }
-    record->n_atoms_ = n_atoms;
+    if (!record->rows_ || record->rows_->n_atoms != n_atoms)
+      record->rows_ = std::make_unique<kernel::RecordedRows>(n_atoms);
     record->partition_ = partition;
   }
   // Rows write either into the record, each at its own pairs, or into per-thread scratch; each
@@ -163,7 +161,7 @@ void Rdf::compute_on(int threads, const double* positions, int64_t n_atoms, cons
   std::vector<kernel::PairArrays> scratch;
   std::vector<kernel::CentreTable> tables;
   for (int t = 0; t < slots; ++t) {
-    if (!record) scratch.emplace_back(n_atoms);
+    if (!record) scratch.emplace_back(kernel::padded_pairs(n_atoms));
     tables.emplace_back(grid);
   }
   const int64_t m = settings_.n_bins;
@@ -171,8 +169,8 @@ void Rdf::compute_on(int threads, const double* positions, int64_t n_atoms, cons
   parallel_chunks(threads, chunks.count(), [&](int64_t chunk, int slot) {
     kernel::CentreTable& table = tables[static_cast<size_t>(slot)];
     chunks.visit(chunk, [&](int64_t i) {
-      const kernel::Row row = record ? kernel::Row(*record->pairs_, kernel::first_pair_of_row(i, n_atoms), nullptr)
-                                     : kernel::Row(scratch[static_cast<size_t>(slot)], 0, nullptr);
+      const kernel::Row row =
+          record ? record->rows_->row(i, nullptr) : kernel::Row(scratch[static_cast<size_t>(slot)], 0, nullptr);
       kernel::fill_row(grid, coords, i, box, row);
       kernel::accumulate(grid, n_atoms - i - 1, row, table);
     });
@@ -256,7 +254,7 @@ void Rdf::backward(const double* positions, int64_t n_atoms, const Box& box, con
   const kernel::Coordinates coords(positions, n_atoms);
   std::vector<kernel::PairArrays> scratch;
   const int64_t slots = std::min<int64_t>(num_threads_, RowChunks(n_atoms, partition).count());
-  for (int64_t t = 0; t < slots; ++t) scratch.emplace_back(n_atoms);
+  for (int64_t t = 0; t < slots; ++t) scratch.emplace_back(kernel::padded_pairs(n_atoms));
   backward_rows(settings_, num_threads_, n_atoms, partition, dL_dg, dL_dx, dL_dstrain,
                 [&](const kernel::Grid& grid, int64_t i, int slot, double* dL_dr) {
                   const kernel::Row row(scratch[static_cast<size_t>(slot)], 0, dL_dr);
@@ -267,11 +265,9 @@ void Rdf::backward(const double* positions, int64_t n_atoms, const Box& box, con
 
 void Rdf::backward(const RdfRecord& record, const double* dL_dg, double* dL_dx, double* dL_dstrain) const {
   if (record.empty()) throw Error("Rdf::backward needs a record filled by compute()");
-  const int64_t n_atoms = record.n_atoms_;
-  backward_rows(settings_, num_threads_, n_atoms, record.partition_, dL_dg, dL_dx, dL_dstrain,
-                [&](const kernel::Grid&, int64_t i, int, double* dL_dr) {
-                  return kernel::Row(*record.pairs_, kernel::first_pair_of_row(i, n_atoms), dL_dr);
-                });
+  kernel::RecordedRows& rows = *record.rows_;
+  backward_rows(settings_, num_threads_, rows.n_atoms, record.partition_, dL_dg, dL_dx, dL_dstrain,
+                [&](const kernel::Grid&, int64_t i, int, double* dL_dr) { return rows.row(i, dL_dr); });
 }
 
 }  // namespace nanochart

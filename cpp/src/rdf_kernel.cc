@@ -18,48 +18,79 @@ namespace {
 // unrolled; 0 takes it from the grid at run time.
 static_assert(kWindowLanes == 4, "a pair's base holds four lanes");
 
+// The grid's mask, read once per loop: groups from 64 on are masked whatever the bits say.
+struct WindowMask {
+  explicit WindowMask(const Grid& grid)
+      : groups(grid.masked_groups), offsets(grid.offsets.data()), cutoff_squared(grid.cutoff * grid.cutoff) {}
+  uint64_t groups;
+  const double* offsets;
+  double cutoff_squared;
+};
+
 template <typename Quad>
-__attribute__((always_inline)) inline Quad group_factors(const Grid& grid, int j, double x0, Quad powers) {
-  if (!grid.masked[j]) return powers;
-  return keep_within(x0 + load<Quad>(grid.offsets.data() + kWindowLanes * j), grid.cutoff * grid.cutoff, powers);
+__attribute__((always_inline)) inline Quad group_factors(const WindowMask& mask, int j, double x0, Quad powers) {
+  if (j < 64 && !((mask.groups >> j) & 1u)) return powers;
+  return keep_within(x0 + load<Quad>(mask.offsets + kWindowLanes * j), mask.cutoff_squared, powers);
 }
 
+// The loop reads everything it needs from locals and __restrict arrays: with the grid, the row
+// and the table behind references, the compiler reloaded their members after every store into
+// the table (they might have aliased it).
 template <typename Quad, int Groups>
-NANOCHART_HOT void accumulate_windows(const Grid& grid, int64_t count, const Row& row, CentreTable& sums) {
-  const int groups = Groups > 0 ? Groups : grid.groups;
+NANOCHART_HOT void accumulate_windows_of(int groups, int64_t count, WindowMask mask, const double* __restrict centre,
+                                         const double* __restrict x0s, const double* __restrict q4s,
+                                         const double* __restrict base, double* __restrict origin) {
+  if (Groups > 0) groups = Groups;
+  const int64_t width = int64_t{kWindowLanes} * groups;
   for (int64_t t = 0; t < count; ++t) {
-    double* sum = sums.row(static_cast<int64_t>(row.centre[t]));
-    const double x0 = row.x0[t], q4 = row.q4[t];
-    Quad powers = load<Quad>(row.base + 4 * t);
+    double* sum = origin + static_cast<int64_t>(centre[t]) * width;
+    const double x0 = x0s[t], q4 = q4s[t];
+    Quad powers = load<Quad>(base + 4 * t);
     for (int j = 0; j < groups; ++j) {
       double* at = sum + kWindowLanes * j;
-      store(at, load<Quad>(at) + group_factors(grid, j, x0, powers));
+      store(at, load<Quad>(at) + group_factors(mask, j, x0, powers));
       powers *= q4;
     }
   }
+}
+
+template <typename Quad, int Groups>
+void accumulate_windows(const Grid& grid, int64_t count, const Row& row, CentreTable& sums) {
+  accumulate_windows_of<Quad, Groups>(grid.groups, count, WindowMask(grid), row.centre, row.x0, row.q4, row.base,
+                                      sums.row(0));
 }
 
 // sum_m w_k K_k x_k = sum_m p w_k (x0 C_m + C_m m h), k = c + m, for weights w with a margin of
-// grid.window_width() bins on each side (so that the windows of pinned pairs read zeros).
+// grid.window_width() bins on each side (so that the windows of pinned pairs read zeros), from w's
+// bin 0 on at w_origin.
 template <typename Quad, int Groups>
-NANOCHART_HOT void gradient_windows(const Grid& grid, int64_t count, const Row& row, const double* padded_w) {
-  const int groups = Groups > 0 ? Groups : grid.groups;
-  const int64_t margin = grid.window_width();
-  const double* gauss = grid.gauss.data();
-  const double* gauss_offsets = grid.gauss_offsets.data();
+NANOCHART_HOT void gradient_windows_of(int groups, int64_t count, WindowMask mask, const double* __restrict gauss,
+                                       const double* __restrict gauss_offsets, const double* __restrict centre,
+                                       const double* __restrict x0s, const double* __restrict q4s,
+                                       const double* __restrict base, const double* __restrict w_origin,
+                                       double* __restrict dL_dr) {
+  if (Groups > 0) groups = Groups;
   for (int64_t t = 0; t < count; ++t) {
-    const double* w = padded_w + margin + static_cast<int64_t>(row.centre[t]) - grid.radius;
-    const double x0 = row.x0[t], q4 = row.q4[t];
-    Quad powers = load<Quad>(row.base + 4 * t);
+    const double* w = w_origin + static_cast<int64_t>(centre[t]);
+    const double x0 = x0s[t], q4 = q4s[t];
+    Quad powers = load<Quad>(base + 4 * t);
     Quad sum = 0.0 * powers;
     for (int j = 0; j < groups; ++j) {
       const int at = kWindowLanes * j;
-      const Quad p = group_factors(grid, j, x0, powers);
+      const Quad p = group_factors(mask, j, x0, powers);
       sum += p * load<Quad>(w + at) * (x0 * load<Quad>(gauss + at) + load<Quad>(gauss_offsets + at));
       powers *= q4;
     }
-    row.dL_dr[t] = lane_sum(sum);
+    dL_dr[t] = lane_sum(sum);
   }
+}
+
+template <typename Quad, int Groups>
+void gradient_windows(const Grid& grid, int64_t count, const Row& row, const double* padded_w) {
+  // The window of a pair at centre c starts at bin c - R, which padded_w holds window_width() on.
+  gradient_windows_of<Quad, Groups>(grid.groups, count, WindowMask(grid), grid.gauss.data(), grid.gauss_offsets.data(),
+                                    row.centre, row.x0, row.q4, row.base, padded_w + grid.window_width() - grid.radius,
+                                    row.dL_dr);
 }
 
 // Window widths (in groups of bins) with their own compiled specialisation: up to 32 bins,
@@ -101,7 +132,7 @@ Grid::Grid(const RdfSettings& s)
   const int always_inside = static_cast<int>(std::floor(s.cutoff_sigmas / h - 0.5));
   for (int j = 0; j < groups; ++j) {
     const int first = -radius + kWindowLanes * j, last = first + kWindowLanes - 1;
-    masked.push_back(first < -always_inside || last > always_inside);
+    if (j < 64 && (first < -always_inside || last > always_inside)) masked_groups |= uint64_t{1} << j;
   }
   constexpr auto widths = std::make_integer_sequence<int, kMaxFixedGroups>();
   accumulate_windows =
@@ -129,10 +160,20 @@ AtomGradients::AtomGradients(int64_t n_atoms)
       y(static_cast<size_t>(n_atoms), 0.0),
       z(static_cast<size_t>(n_atoms), 0.0) {}
 
-Coordinates::Coordinates(const double* positions, int64_t n_atoms) {
-  x.resize(static_cast<size_t>(n_atoms));
-  y.resize(static_cast<size_t>(n_atoms));
-  z.resize(static_cast<size_t>(n_atoms));
+RecordedRows::RecordedRows(int64_t n)
+    : n_atoms(n), start(static_cast<size_t>(n)), pairs([&] {
+        int64_t total = 0;
+        for (int64_t i = 0; i < n; ++i) {
+          start[static_cast<size_t>(i)] = total;
+          total += padded_pairs(n - i - 1);
+        }
+        return total;
+      }()) {}
+
+Coordinates::Coordinates(const double* positions, int64_t n) : n_atoms(n) {
+  x.assign(static_cast<size_t>(n + kRowPadding), 0.0);
+  y.assign(static_cast<size_t>(n + kRowPadding), 0.0);
+  z.assign(static_cast<size_t>(n + kRowPadding), 0.0);
   for (int64_t a = 0; a < n_atoms; ++a) {
     x[a] = positions[3 * a];
     y[a] = positions[3 * a + 1];
@@ -142,18 +183,14 @@ Coordinates::Coordinates(const double* positions, int64_t n_atoms) {
 
 namespace {
 
-// Separations x_j - x_i and distances for j = i+1..n-1 into the row.
-NANOCHART_HOT void separations(const Coordinates& coords, int64_t i, const Box& box, const Row& row) {
-  const int64_t count = static_cast<int64_t>(coords.x.size()) - i - 1;
-  const double xi = coords.x[i], yi = coords.y[i], zi = coords.z[i];
-  const double* __restrict x = coords.x.data() + i + 1;
-  const double* __restrict y = coords.y.data() + i + 1;
-  const double* __restrict z = coords.z.data() + i + 1;
-  double* __restrict dx = row.dx;
-  double* __restrict dy = row.dy;
-  double* __restrict dz = row.dz;
-  double* __restrict r = row.r;
-  for (int64_t t = 0; t < count; ++t) {
+// Separations x_j - x_i and distances for j = i+1..i+count into dx, dy, dz and r, count a multiple
+// of kRowPadding (whole, which equals it, tells the vectoriser so: no scalar tail).
+NANOCHART_HOT void separations_of(int64_t count, double xi, double yi, double zi, const double* __restrict x,
+                                  const double* __restrict y, const double* __restrict z, const Box& box,
+                                  double* __restrict dx, double* __restrict dy, double* __restrict dz,
+                                  double* __restrict r) {
+  const int64_t whole = count / kRowPadding * kRowPadding;
+  for (int64_t t = 0; t < whole; ++t) {
     dx[t] = x[t] - xi;
     dy[t] = y[t] - yi;
     dz[t] = z[t] - zi;
@@ -163,13 +200,13 @@ NANOCHART_HOT void separations(const Coordinates& coords, int64_t i, const Box& 
       constexpr double kShifter = 6755399441055744.0;  // round to nearest without a libm call
       const auto& h = box.rows();
       const double lx = h[0], ly = h[4], lz = h[8];
-      for (int64_t t = 0; t < count; ++t) {
+      for (int64_t t = 0; t < whole; ++t) {
         dx[t] -= lx * ((dx[t] / lx + kShifter) - kShifter);
         dy[t] -= ly * ((dy[t] / ly + kShifter) - kShifter);
         dz[t] -= lz * ((dz[t] / lz + kShifter) - kShifter);
       }
     } else {
-      for (int64_t t = 0; t < count; ++t) {
+      for (int64_t t = 0; t < whole; ++t) {
         double d[3] = {dx[t], dy[t], dz[t]};
         box.minimum_image(d);
         dx[t] = d[0];
@@ -178,7 +215,7 @@ NANOCHART_HOT void separations(const Coordinates& coords, int64_t i, const Box& 
       }
     }
   }
-  for (int64_t t = 0; t < count; ++t) r[t] = std::sqrt(dx[t] * dx[t] + dy[t] * dy[t] + dz[t] * dz[t]);
+  for (int64_t t = 0; t < whole; ++t) r[t] = std::sqrt(dx[t] * dx[t] + dy[t] * dy[t] + dz[t] * dz[t]);
 }
 
 // Arrays come in as __restrict parameters: GCC vectorises this loop only then, not with
@@ -191,7 +228,9 @@ NANOCHART_HOT void kernel_parameters_of(int64_t count, double r_min, double inv_
                                         double* __restrict q4) {
   constexpr double kShifter = 6755399441055744.0;
   const double rh = radius * h;
-  for (int64_t t = 0; t < count; ++t) {
+  // count is a multiple of kRowPadding already; saying so lets the vectoriser drop its scalar tail.
+  const int64_t whole = count / kRowPadding * kRowPadding;
+  for (int64_t t = 0; t < whole; ++t) {
     // Pairs far outside the grid are pinned just beyond it, where their window is discarded.
     // (Ternaries, not std::min/max, whose references defeat the vectoriser.)
     double p = (r[t] - r_min) * inv_spacing;
@@ -215,8 +254,9 @@ NANOCHART_HOT void kernel_parameters_of(int64_t count, double r_min, double inv_
 }  // namespace
 
 void fill_row(const Grid& grid, const Coordinates& coords, int64_t i, const Box& box, const Row& row) {
-  separations(coords, i, box, row);
-  const int64_t count = static_cast<int64_t>(coords.x.size()) - i - 1;
+  const int64_t count = padded_pairs(coords.n_atoms - i - 1);
+  separations_of(count, coords.x[i], coords.y[i], coords.z[i], coords.x.data() + i + 1, coords.y.data() + i + 1,
+                 coords.z.data() + i + 1, box, row.dx, row.dy, row.dz, row.r);
   const double lowest = -static_cast<double>(grid.radius) - 1.0;
   const double highest = static_cast<double>(grid.n_bins - 1 + grid.radius) + 1.0;
   kernel_parameters_of(count, grid.r_min, grid.inv_spacing, grid.h, grid.radius, lowest, highest, row.r, row.centre,

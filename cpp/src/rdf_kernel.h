@@ -42,11 +42,19 @@ struct Grid {
   std::vector<double> gauss;          // C_m, m = -R..-R+kWindowLanes*groups-1
   std::vector<double> offsets;        // m h, same m
   std::vector<double> gauss_offsets;  // C_m m h, same m
-  std::vector<char> masked;           // per group of bins: may any of them lie beyond the cutoff?
+  // Bit j: may any bin of group j lie beyond the cutoff? (Groups from 64 on are always masked.)
+  uint64_t masked_groups = 0;
   // The window loops compiled for this window width and this CPU's vectors, chosen once.
   AccumulateFunction accumulate_windows;
   GradientFunction gradient_windows;
 };
+
+// Rows are filled a whole number of kRowPadding pairs at a time (lanes past a row's last pair hold
+// separations from padding atoms, and are never read), so that the row loops run over whole
+// vectors without a scalar tail: rows hold 73 pairs on average at N = 147, and the tails of their
+// two exponentials cost about a tenth of the forward pass.
+constexpr int64_t kRowPadding = 8;
+inline int64_t padded_pairs(int64_t count) { return (count + kRowPadding - 1) / kRowPadding * kRowPadding; }
 
 // Per-pair values for `capacity` pairs: one row's scratch, or every pair of a recorded structure.
 struct PairArrays {
@@ -63,8 +71,15 @@ struct Row {
   double *dx, *dy, *dz, *r, *centre, *x0, *q4, *base, *dL_dr;
 };
 
-// Index of the first pair of row i among all pairs (i, j > i) of n atoms, rows in order.
-inline int64_t first_pair_of_row(int64_t i, int64_t n_atoms) { return i * (n_atoms - 1) - i * (i - 1) / 2; }
+// Every pair (i, j > i) of a structure, row after row, each row padded (kRowPadding).
+struct RecordedRows {
+  explicit RecordedRows(int64_t n_atoms);
+  Row row(int64_t i, double* dL_dr) { return Row(pairs, start[static_cast<size_t>(i)], dL_dr); }
+
+  int64_t n_atoms;
+  std::vector<int64_t> start;  // row i's first pair in `pairs`
+  PairArrays pairs;
+};
 
 // Per-atom derivative sums of one thread, coordinates apart so the scatter vectorises.
 struct AtomGradients {
@@ -73,13 +88,16 @@ struct AtomGradients {
   double strain[6] = {0, 0, 0, 0, 0, 0};  // xx, yy, zz, xy, xz, yz
 };
 
-// Positions as three contiguous coordinate arrays.
+// Positions as three contiguous coordinate arrays, followed by kRowPadding padding atoms at the
+// origin for the padded lanes of the last rows.
 struct Coordinates {
   Coordinates(const double* positions, int64_t n_atoms);
+  int64_t n_atoms;
   std::vector<double> x, y, z;
 };
 
-// For the pairs (i, j > i) of row i: separations x_j - x_i, distances, nearest bin, x0, base and q^4.
+// For the pairs (i, j > i) of row i: separations x_j - x_i, distances, nearest bin, x0, base and q^4;
+// the row's arrays need padded_pairs(n_atoms - i - 1) places.
 void fill_row(const Grid& grid, const Coordinates& coords, int64_t i, const Box& box, const Row& row);
 
 // One row of grid.window_width() values per bin a pair's centre can be (c = -R-1..n_bins+R, where

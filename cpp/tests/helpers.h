@@ -78,7 +78,9 @@ inline std::array<double, 3> brute_force_minimum_image(const std::array<double, 
 }
 
 // g_k straight from the definition in docs/design.md: every pair, untruncated Gaussians.
-inline std::vector<double> reference_rdf(const std::vector<double>& x, const RdfSettings& s, const Box& box = {}) {
+// With `truncated`, each Gaussian is cut at s.cutoff_sigmas, as the core cuts it.
+inline std::vector<double> reference_rdf(const std::vector<double>& x, const RdfSettings& s, const Box& box = {},
+                                         bool truncated = false) {
   const int64_t n = static_cast<int64_t>(x.size()) / 3;
   std::vector<double> g(static_cast<size_t>(s.n_bins), 0.0);
   const double pairs = 0.5 * static_cast<double>(n) * static_cast<double>(n - 1);
@@ -90,6 +92,7 @@ inline std::vector<double> reference_rdf(const std::vector<double>& x, const Rdf
       const double r = std::sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2]);
       for (int64_t k = 0; k < s.n_bins; ++k) {
         const double u = (s.r_min + static_cast<double>(k) * s.spacing() - r) / s.sigma;
+        if (truncated && std::abs(u) > s.cutoff_sigmas) continue;
         g[static_cast<size_t>(k)] += norm * std::exp(-0.5 * u * u);
       }
     }

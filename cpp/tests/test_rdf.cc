@@ -61,6 +61,18 @@ TEST_CASE("RDF equals the double loop of its definition for small clusters", "[r
   }
 }
 
+TEST_CASE("RDF on a grid much finer than sigma: windows of more than 64 groups of bins", "[rdf]") {
+  // h = spacing / sigma = 0.0125: a pair's window spans 321 bins at a 2-sigma cutoff, 81 groups,
+  // past the 64 whose cutoff mask is kept as bits. The cut is at 2 sigma so that a bin kept or
+  // dropped by mistake shows (the Gaussian is still 0.14 of its peak there).
+  const RdfSettings settings{0.0, 12.0, 8000, 0.12, 2.0, "angstrom"};
+  for (const int64_t n : {9, 30}) {
+    const auto x = testing::random_cluster(n, 6.0, 0.8, static_cast<uint32_t>(n));
+    CAPTURE(n);
+    REQUIRE(max_relative(compute(Rdf(settings), x), testing::reference_rdf(x, settings, {}, true)) < 1e-12);
+  }
+}
+
 TEST_CASE("RDF of a periodic box takes the minimum image", "[rdf]") {
   const Box orthorhombic({8.0, 0.0, 0.0, 0.0, 9.0, 0.0, 0.0, 0.0, 10.0});
   for (const Box& box : {orthorhombic, skewed_box()}) {

@@ -15,7 +15,7 @@
 namespace nanochart {
 
 namespace kernel {
-struct PairArrays;
+struct RecordedRows;
 }
 
 struct RdfSettings {
@@ -60,8 +60,7 @@ class RdfRecord {
 
  private:
   friend class Rdf;
-  std::unique_ptr<kernel::PairArrays> pairs_;
-  int64_t n_atoms_ = 0;
+  std::unique_ptr<kernel::RecordedRows> rows_;
   PairPartition partition_;
   bool filled_ = false;
 };
