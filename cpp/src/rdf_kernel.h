@@ -51,8 +51,8 @@ struct Grid {
 
 // Rows are filled a whole number of kRowPadding pairs at a time (lanes past a row's last pair hold
 // separations from padding atoms, and are never read), so that the row loops run over whole
-// vectors without a scalar tail: rows hold 73 pairs on average at N = 147, and the tails of their
-// two exponentials cost about a tenth of the forward pass.
+// vectors without a scalar tail (rows hold 73 pairs on average at N = 147; measured, the RDF
+// forward pass went from 73-80 to 71-76 us there).
 constexpr int64_t kRowPadding = 8;
 inline int64_t padded_pairs(int64_t count) { return (count + kRowPadding - 1) / kRowPadding * kRowPadding; }
 
