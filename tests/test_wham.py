@@ -5,17 +5,22 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nanochart.simulation.wham import wham
+from nanochart.simulation.transitions import reweighted_population
+from nanochart.simulation.wham import mbar_log_weights, wham
 
 
 def double_well(s: np.ndarray) -> np.ndarray:
     return 5.0 * (s**2 - 1.0) ** 2  # in kT: barrier of 5 kT at s = 0
 
 
-def sample_window(rng, centre: float, kappa: float, n: int) -> np.ndarray:
+def tilted_well(s: np.ndarray) -> np.ndarray:
+    return double_well(s) + 1.5 * s  # in kT: the left well lower by about 3 kT
+
+
+def sample_window(rng, centre: float, kappa: float, n: int, free=double_well) -> np.ndarray:
     """Exact samples of exp(-(F(s) + kappa/2 (s - centre)^2)) by inverse transform on a fine grid."""
     grid = np.linspace(-2.5, 2.5, 20001)
-    weights = np.exp(-(double_well(grid) + 0.5 * kappa * (grid - centre) ** 2))
+    weights = np.exp(-(free(grid) + 0.5 * kappa * (grid - centre) ** 2))
     cdf = np.cumsum(weights)
     return np.interp(rng.uniform(0, cdf[-1], n), cdf, grid)
 
@@ -64,3 +69,27 @@ def test_error_bars_match_the_scatter_of_independent_repeats() -> None:
         errors.append(profile.standard_error[middle])
     scatter = float(np.std(barrier, ddof=1))
     assert 0.5 < float(np.mean(errors)) / scatter < 2.0, (np.mean(errors), scatter)
+
+
+def test_mbar_weights_give_the_populations_of_two_states() -> None:
+    """Labels of the samples (left or right of the barrier) reweighted by MBAR: the population of
+    each well of a tilted double well, against the exact integral."""
+    rng = np.random.default_rng(3)
+    centres = np.linspace(-1.6, 1.6, 13)
+    samples = [sample_window(rng, c, 40.0, 4000, tilted_well) for c in centres]
+    log_weights = mbar_log_weights(samples, centres, 40.0, kT=1.0)
+    pooled = np.concatenate(samples)
+    assert log_weights.shape == pooled.shape and np.isfinite(log_weights).all()
+    population = reweighted_population(np.where(pooled < 0, "left", "right"), log_weights)
+    grid = np.linspace(-2.5, 2.5, 20001)
+    density = np.exp(-tilted_well(grid))
+    exact_left = density[grid < 0].sum() / density.sum()
+    assert exact_left > 0.9  # the test means something: not a symmetric 1/2
+    assert population["left"] == pytest.approx(exact_left, abs=0.01)
+    # Each window alone is far from it: the weights, not the sampling, give the answer.
+    assert np.mean(samples[-1] < 0) < 0.1
+
+
+def test_mbar_weights_refuse_nan_samples() -> None:
+    with pytest.raises(ValueError, match="NaN"):
+        mbar_log_weights([np.array([0.0, np.nan])], [0.0], 10.0, kT=1.0)

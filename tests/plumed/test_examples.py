@@ -100,3 +100,41 @@ def test_transitions_example_with_walkers(tmp_path) -> None:
     # Free energies pool the walkers' frames after the first fifth (0.8 ps): 4 frames each.
     assert summary["free_energy"]["frames"] == 8
     assert (folder / "hills" / "HILLS.1").is_file()
+
+
+def test_umbrella_motifs_example(tmp_path) -> None:
+    """Three short windows along the path from Ih to mix: every kept ps quenched and labelled, the
+    labelled frames unbiased by MBAR, windows already done read back instead of run again."""
+    import json
+
+    args = [
+        "--windows",
+        "3",
+        "--ps",
+        "3",
+        "--equilibrate-ps",
+        "1",
+        "--s-range=-1.5,0",
+        "--back",
+        "--out",
+        str(tmp_path),
+    ]
+    out = _run("umbrella_motifs_au147.py", *args)
+    assert "F(Ih) - F(mix)" in out
+    folder = tmp_path / "umbrella"
+    windows = [json.loads((folder / f"window_{k:02d}" / "window.json").read_text()) for k in range(3)]
+    back = [json.loads((folder / f"back_{k:02d}" / "window.json").read_text()) for k in range(3)]
+    for window in windows + back:
+        assert window["times"] == pytest.approx([1.0, 2.0, 3.0, 4.0]), "kept ps 1..4: 4 quenches"
+        assert len(window["labels"]) == len(window["s"]) == 4
+    # Each restraint holds its window near its centre: the windows' mean s are in their order.
+    means = [np.mean(window["s"]) for window in windows]
+    assert means[0] < means[2]
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["method"] == "umbrella" and summary["pair"] == ["Ih", "mix"]
+    assert summary["free_energy"]["frames"] == 24, "two passes of 3 windows, 4 frames each"
+    assert set(summary["free_energy"]["passes"]) == {"out", "back"}
+    assert sum(summary["free_energy"]["reweighted_population"].values()) == pytest.approx(1.0)
+    assert (folder / "umbrella_motifs.png").read_bytes()[:4] == b"\x89PNG"
+    again = _run("umbrella_motifs_au147.py", *args)
+    assert again.count("read back") == 6

@@ -3,7 +3,9 @@ with its analytical uncertainties.
 
 Windows k sample the CV under harmonic biases U_k(s) = kappa_k / 2 (s - centre_k)^2. MBAR finds
 the window free energies f_k self-consistently from every sample in every window's bias; the
-free-energy profile F(s) is then the reweighted histogram of all samples, zero at its minimum.
+free-energy profile F(s) is then the reweighted histogram of all samples, zero at its minimum
+(:func:`wham`), and any other property of the samples (the CNA label of a quenched frame, say)
+has its unbiased average from the samples' weights (:func:`mbar_log_weights`).
 """
 
 from __future__ import annotations
@@ -41,22 +43,13 @@ def wham(
     (keep every g-th frame, g their statistical inefficiency) for honest error bars."""
     from pymbar import FES
 
-    if len(samples) != len(centres) or len(samples) == 0:
-        raise ValueError("give one array of CV samples per window centre")
-    kappa = np.broadcast_to(np.asarray(kappas, dtype=float), (len(centres),))
-    if kT <= 0 or np.any(kappa <= 0):
-        raise ValueError("kT and every kappa must be positive")
-    series = [np.asarray(s, dtype=float).ravel() for s in samples]
-    if any(len(s) == 0 for s in series):
-        raise ValueError("every window needs samples")
+    series, u_kn = _reduced_bias(samples, centres, kappas, kT)
     everything = np.concatenate(series)
     edges = np.histogram_bin_edges(everything, bins=bins)
     mids = 0.5 * (edges[1:] + edges[:-1])
     sampled = np.histogram(everything, bins=edges)[0] >= min_count
     if not sampled.any():
         raise ValueError(f"no bin has {min_count} samples: use fewer bins or longer windows")
-    # Reduced bias energy of every sample in every window (the unbiased energy cancels).
-    u_kn = 0.5 * kappa[:, None] * (everything[None, :] - np.asarray(centres, dtype=float)[:, None]) ** 2 / kT
     fes = FES(u_kn, np.array([len(s) for s in series]), verbose=False)
     fes.generate_fes(
         np.zeros(len(everything)),
@@ -72,3 +65,39 @@ def wham(
     lowest = int(np.argmin(free))
     free -= free[lowest]
     return Profile(mids, free, error, fes.get_mbar().f_k * kT)
+
+
+def mbar_log_weights(
+    samples: Sequence[np.ndarray], centres: Sequence[float], kappas: Sequence[float] | float, kT: float
+) -> np.ndarray:
+    """Log of the unbiased statistical weight of every sample (windows in order, samples pooled),
+    up to a common constant: w_n = 1 / sum_k N_k exp(f_k - u_k(s_n)) with MBAR's window free
+    energies f_k. Any observable of the samples (a CNA label, say) then has the unbiased average
+    sum_n w_n A_n / sum_n w_n, as in :func:`nanochart.simulation.transitions.reweighted_population`."""
+    from pymbar import MBAR
+    from scipy.special import logsumexp
+
+    series, u_kn = _reduced_bias(samples, centres, kappas, kT)
+    counts = np.array([len(s) for s in series])
+    f_k = MBAR(u_kn, counts, verbose=False).f_k
+    return -logsumexp(f_k[:, None] - u_kn, b=counts[:, None], axis=0)
+
+
+def _reduced_bias(
+    samples: Sequence[np.ndarray], centres: Sequence[float], kappas: Sequence[float] | float, kT: float
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """The windows' samples as flat arrays, and the reduced bias energy u_kn = U_k(s_n) / kT of
+    every sample n in every window k (the unbiased energy cancels in MBAR)."""
+    if len(samples) != len(centres) or len(samples) == 0:
+        raise ValueError("give one array of CV samples per window centre")
+    kappa = np.broadcast_to(np.asarray(kappas, dtype=float), (len(centres),))
+    if kT <= 0 or np.any(kappa <= 0):
+        raise ValueError("kT and every kappa must be positive")
+    series = [np.asarray(s, dtype=float).ravel() for s in samples]
+    if any(len(s) == 0 for s in series):
+        raise ValueError("every window needs samples")
+    everything = np.concatenate(series)
+    if not np.isfinite(everything).all():
+        raise ValueError("a window's CV samples are NaN or infinite")
+    u_kn = 0.5 * kappa[:, None] * (everything[None, :] - np.asarray(centres, dtype=float)[:, None]) ** 2 / kT
+    return series, u_kn
