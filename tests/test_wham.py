@@ -1,4 +1,5 @@
-"""WHAM recovers a known free-energy profile from exactly sampled umbrella windows."""
+"""WHAM recovers a known free-energy profile from exactly sampled umbrella windows; exchanges
+between windows keep each window's distribution."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import numpy as np
 import pytest
 
 from nanochart.simulation.transitions import reweighted_population
-from nanochart.simulation.wham import mbar_log_weights, wham
+from nanochart.simulation.wham import exchange_neighbours, mbar_log_weights, wham
 
 
 def double_well(s: np.ndarray) -> np.ndarray:
@@ -93,3 +94,44 @@ def test_mbar_weights_give_the_populations_of_two_states() -> None:
 def test_mbar_weights_refuse_nan_samples() -> None:
     with pytest.raises(ValueError, match="NaN"):
         mbar_log_weights([np.array([0.0, np.nan])], [0.0], 10.0, kT=1.0)
+
+
+def test_exchange_accepts_at_the_metropolis_rate() -> None:
+    """Same kappa everywhere: the exponent is kappa (c_k - c_k+1)(s_k - s_k+1) / kT (worked by
+    hand), here 1, so a pair swaps with probability exp(-1)."""
+    kappa, centres = 10.0, [0.0, 0.5]
+    s = [0.1, 0.3]  # 10 * (0 - 0.5) * (0.1 - 0.3) = 1
+    rng = np.random.default_rng(3)
+    swaps = [exchange_neighbours(s, centres, kappa, 1.0, rng, 0)[1][0][1] for _ in range(20000)]
+    assert np.mean(swaps) == pytest.approx(np.exp(-1.0), abs=4 * np.sqrt(0.25 / 20000))
+    order, tried = exchange_neighbours([0.5, 0.0], centres, kappa, 1.0, rng, 0)  # downhill: always
+    assert order.tolist() == [1, 0] and tried == [(0, True)]
+    order, tried = exchange_neighbours([0.0, 5.0, 10.0], [0.0, 5.0, 10.0], 100.0, 1.0, rng, 1)
+    assert order.tolist() == [0, 1, 2] and tried == [(1, False)]  # only the pair (1, 2) tried
+
+
+def test_exchange_keeps_each_window_at_equilibrium() -> None:
+    """Structures drawn from each window's exact distribution stay so distributed after a round of
+    exchanges (detailed balance); a swap of every pair would move each window's mean by ~0.4."""
+    rng = np.random.default_rng(4)
+    centres = np.linspace(-1.2, 0.4, 5)
+    kappa, n = 40.0, 6000
+    before = np.array([sample_window(rng, c, kappa, n, free=tilted_well) for c in centres]).T
+    after = np.empty_like(before)
+    for row, s in enumerate(before):
+        order, _ = exchange_neighbours(s, centres, kappa, 1.0, rng, row % 2)
+        after[row] = s[order]
+    exact = np.array([sample_window(rng, c, kappa, 200000, free=tilted_well).mean() for c in centres])
+    error = before.std(axis=0) / np.sqrt(n)
+    assert np.all(np.abs(after.mean(axis=0) - exact) < 5 * error + 0.005)
+    assert np.any(after != before)  # some swaps happened
+
+
+def test_exchange_refuses_bad_input() -> None:
+    rng = np.random.default_rng(5)
+    with pytest.raises(ValueError, match="one CV value per window"):
+        exchange_neighbours([0.0], [0.0, 1.0], 1.0, 1.0, rng, 0)
+    with pytest.raises(ValueError, match="NaN"):
+        exchange_neighbours([0.0, np.nan], [0.0, 1.0], 1.0, 1.0, rng, 0)
+    with pytest.raises(ValueError, match="first must be 0 or 1"):
+        exchange_neighbours([0.0, 1.0], [0.0, 1.0], 1.0, 1.0, rng, 2)

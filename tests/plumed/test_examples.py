@@ -138,3 +138,53 @@ def test_umbrella_motifs_example(tmp_path) -> None:
     assert (folder / "umbrella_motifs.png").read_bytes()[:4] == b"\x89PNG"
     again = _run("umbrella_motifs_au147.py", *args)
     assert again.count("read back") == 6
+
+
+def test_umbrella_motifs_example_with_exchanges(tmp_path) -> None:
+    """Three windows in two rounds of 2 ps with exchanges: each round starts from the structure the
+    exchange gave its window, every ps after time 0 is labelled, and a second run reads every round
+    back and makes the same exchanges."""
+    import json
+
+    from ase.io import read, write
+
+    motifs = read(EXAMPLES / "data" / "au147_motifs.extxyz", index=":")
+    start = tmp_path / "start.extxyz"  # a start from a file (the Ih motif here)
+    write(start, [atoms for atoms in motifs if atoms.info.get("motif") == "Ih"][:1])
+    args = ["--windows", "3", "--ps", "4", "--equilibrate-ps", "1", "--exchange-ps", "2"]
+    args += ["--s-range=-1.5,0", "--start", str(start), "--out", str(tmp_path)]
+    _run("umbrella_motifs_au147.py", *args)
+    folder = tmp_path / "umbrella_exchange"
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["method"] == "umbrella, windows exchanging" and summary["start"] == str(start)
+    statistics = summary["exchange"]
+    trace = statistics["replica_in_window_by_round"]
+    assert len(trace) == 3 and all(sorted(row) == [0, 1, 2] for row in trace)
+    assert len(statistics["acceptance_by_pair"]) == 2
+    assert all(0.0 <= share <= 1.0 for share in statistics["acceptance_by_pair"])
+    for k in range(3):
+        # Round 1 of window k starts from the last frame of round 0 in the window that held the
+        # same structure (replica) then.
+        came_from = trace[0].index(trace[1][k])
+        start = read(folder / "round_001" / f"window_{k:02d}" / "trajectory.extxyz", index=0)
+        before = read(folder / "round_000" / f"window_{came_from:02d}" / "trajectory.extxyz", index=-1)
+        centred = [atoms.positions - atoms.positions.mean(axis=0) for atoms in (start, before)]
+        assert np.allclose(*centred, atol=1e-5), "each run re-centres the cluster in its box"
+    assert summary["free_energy"]["frames"] == 12, "3 windows x 2 rounds x 2 ps"
+    assert set(summary["free_energy"]["passes"]) == {"first half", "second half"}
+    assert (folder / "umbrella_motifs.png").read_bytes()[:4] == b"\x89PNG"
+    _run("umbrella_motifs_au147.py", *args)
+    again = json.loads((folder / "summary.json").read_text())
+    assert again["exchange"] == statistics
+    assert again["free_energy"]["reweighted_population"] == summary["free_energy"]["reweighted_population"]
+
+
+def test_umbrella_motifs_example_names_a_missing_start_file(tmp_path) -> None:
+    missing = tmp_path / "nowhere.extxyz"
+    script = str(EXAMPLES / "umbrella_motifs_au147.py")
+    result = subprocess.run(
+        [sys.executable, script, "--start", str(missing), "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode != 0 and f"{missing}: no such file" in result.stderr

@@ -101,3 +101,46 @@ def _reduced_bias(
         raise ValueError("a window's CV samples are NaN or infinite")
     u_kn = 0.5 * kappa[:, None] * (everything[None, :] - np.asarray(centres, dtype=float)[:, None]) ** 2 / kT
     return series, u_kn
+
+
+def exchange_neighbours(
+    s: Sequence[float],
+    centres: Sequence[float],
+    kappas: Sequence[float] | float,
+    kT: float,
+    rng: np.random.Generator,
+    first: int,
+) -> tuple[np.ndarray, list[tuple[int, bool]]]:
+    """One round of replica exchange between umbrella windows: the structure in window k (its CV
+    ``s[k]``) and the one in window k + 1 swap with the Metropolis probability
+    min(1, exp(-[U_k(s_k+1) + U_k+1(s_k) - U_k(s_k) - U_k+1(s_k+1)] / kT)), for the pairs
+    k = first, first + 2, ... (alternate ``first`` between 0 and 1 from round to round, so that
+    every pair is tried and no structure moves twice in a round). The swap lets a structure that
+    is slow to change across the windows' CV travel along it instead (hysteresis between passes).
+
+    Returns ``order`` (window k's new structure is the old one of window ``order[k]``) and the
+    (k, accepted) of every pair tried."""
+    s_now = np.asarray(s, dtype=float)
+    centre = np.asarray(centres, dtype=float)
+    if s_now.shape != centre.shape or s_now.ndim != 1:
+        raise ValueError("give one CV value per window centre")
+    if not np.isfinite(s_now).all():
+        raise ValueError("a window's CV is NaN or infinite")
+    kappa = np.broadcast_to(np.asarray(kappas, dtype=float), centre.shape)
+    if kT <= 0 or np.any(kappa <= 0):
+        raise ValueError("kT and every kappa must be positive")
+    if first not in (0, 1):
+        raise ValueError("first must be 0 or 1")
+
+    def bias(k: int, value: float) -> float:
+        return 0.5 * kappa[k] * (value - centre[k]) ** 2
+
+    order = np.arange(len(centre))
+    tried = []
+    for k in range(first, len(centre) - 1, 2):
+        delta = bias(k, s_now[k + 1]) + bias(k + 1, s_now[k]) - bias(k, s_now[k]) - bias(k + 1, s_now[k + 1])
+        accepted = bool(delta <= 0 or rng.random() < np.exp(-delta / kT))
+        if accepted:
+            order[k], order[k + 1] = order[k + 1], order[k]
+        tried.append((k, accepted))
+    return order, tried
