@@ -5,9 +5,10 @@ estimate independent of metadynamics and OPES for issue 12's comparison.
         [--ps 100] [--back | --exchange-ps 5] [--seed 1] [--out out/umbrella_motifs]
 
 The path is the straight line on (cv1, cv2) from the median CVs of class a on the shipped chart to
-those of class b; s is the position along it (CV units). The window centres span it extended by
+those of class b, or between the two points of --ends (2 or 3 CVs); s is the position along it
+(CV units). The window centres span it extended by
 --margin at both ends, or --s-range. Windows hold s with harmonic restraints (RESTRAINT on a
-COMBINE of cv1 and cv2; the direction across the path is free), chained outward from the window
+COMBINE of the CVs; the directions across the path are free), chained outward from the window
 nearest the start motif: each window starts from the last frame of its neighbour. --back adds a
 pass back over every window from the far end, to show hysteresis. --exchange-ps X is the cure for
 that: the windows, equilibrated by one chained pass, then run side by side in rounds of X ps, and
@@ -136,7 +137,7 @@ def main() -> None:
     statistics = None
     if exchange:
         equilibrated: list = [None] * args.windows
-        for chain in (range(first, args.windows), range(first - 1, -1, -1)):
+        for chain in outward(first, args.windows):
             previous = starts[0]
             for k in chain:
                 frames, _ = md_in_window(
@@ -154,8 +155,7 @@ def main() -> None:
         records, statistics = run_exchange(centres, kappa, kt, origin, direction, equilibrated, args, out)
         windows = {("exchange", k): record for k, record in enumerate(records)}
     else:
-        # Two chains out of the first window, each window from the last frame of the one before.
-        for chain in (range(first, args.windows), range(first - 1, -1, -1)):
+        for chain in outward(first, args.windows):
             previous = starts[0]
             for k in chain:
                 windows["out", k], previous = run_window(
@@ -230,6 +230,17 @@ def main() -> None:
     print(f"reweighted shares of {len(labels)} quenched frames: {shares}")
     print(f"F({a}) - F({b}) = {delta:+.1f} kJ/mol at {args.temperature:g} K")
     print(f"wrote {out / 'summary.json'}, {png}")
+
+
+def outward(first: int, count: int) -> tuple[range, range]:
+    """The windows in two chains out of window ``first`` (up, then down), each window to start from
+    the last frame of the one before it in its chain, the first of each from the start structure."""
+    return range(first, count), range(first - 1, -1, -1)
+
+
+def report(name: str, centre: float, s: list[float], labels: list[str]) -> None:
+    counts = {label: labels.count(label) for label in sorted(set(labels))}
+    print(f"{name}  s = {centre:+.2f}: mean s {np.mean(s):+.2f}, labels {counts}")
 
 
 def start_structures(start: str) -> list:
@@ -307,8 +318,7 @@ def run_window(k, centre, kappa, origin, direction, start, args, folder: Path):
     window = {"centre": centre, "times": [frames[i].info["time"] for i in kept], "s": [s[i] for i in kept]}
     window["labels"] = labels
     record.write_text(json.dumps(window))
-    counts = {label: labels.count(label) for label in sorted(set(labels))}
-    print(f"{folder.name}  s = {centre:+.2f}: mean s {np.mean(window['s']):+.2f}, labels {counts}")
+    report(folder.name, centre, window["s"], labels)
     return window, frames[-1]
 
 
@@ -360,7 +370,7 @@ def run_exchange(centres, kappa, kt, origin, direction, starts, args, out: Path)
     rounds = max(1, round(args.ps / args.exchange_ps))
     structures, replica = list(starts), list(range(count))
     kept: list[list] = [[] for _ in range(count)]
-    windows = [{"centre": float(c), "times": [], "s": [], "replicas": []} for c in centres]
+    windows = [{"centre": float(c), "times": [], "s": []} for c in centres]
     tried = np.zeros(count - 1, dtype=int)
     accepted = np.zeros(count - 1, dtype=int)
     trace = [list(replica)]
@@ -385,7 +395,6 @@ def run_exchange(centres, kappa, kt, origin, direction, starts, args, out: Path)
                 kept[k].append(atoms)
                 windows[k]["times"].append(r * args.exchange_ps + atoms.info["time"])
                 windows[k]["s"].append(value)
-                windows[k]["replicas"].append(replica[k])
             ends.append(s[-1])
             last.append(frames[-1])
         order, pairs = exchange_neighbours(
@@ -400,15 +409,12 @@ def run_exchange(centres, kappa, kt, origin, direction, starts, args, out: Path)
         progress.set_postfix(accepted=f"{accepted.sum()}/{tried.sum()}")
     for k in range(count):
         record = out / f"labels_{k:02d}.json"
-        if record.is_file() and len(json.loads(record.read_text())) == len(kept[k]):
-            windows[k]["labels"] = json.loads(record.read_text())
-        else:
-            windows[k]["labels"] = [analyse(atoms).label for atoms in quench_frames(kept[k], progress=False)]
-            record.write_text(json.dumps(windows[k]["labels"]))
-        counts = {label: windows[k]["labels"].count(label) for label in sorted(set(windows[k]["labels"]))}
-        print(
-            f"window {k:02d}  s = {centres[k]:+.2f}: mean s {np.mean(windows[k]['s']):+.2f}, labels {counts}"
-        )
+        labels = json.loads(record.read_text()) if record.is_file() else None
+        if labels is None or len(labels) != len(kept[k]):
+            labels = [analyse(atoms).label for atoms in quench_frames(kept[k], progress=False)]
+            record.write_text(json.dumps(labels))
+        windows[k]["labels"] = labels
+        report(f"window {k:02d}", centres[k], windows[k]["s"], labels)
     statistics = {
         "rounds": rounds,
         "ps_per_round": args.exchange_ps,
@@ -468,7 +474,7 @@ def plot(windows, centres, profile, a, b, temperature, png: Path, statistics=Non
             fmt="o-",
             ms=3,
         )
-    bottom.set_xlabel(f"s, position along the path from the median CVs of {a} (CV units)")
+    bottom.set_xlabel(f"s, position along the path from {a} towards {b} (CV units)")
     bottom.set_ylabel("F(s) (kJ/mol), MBAR")
     fig.savefig(png, dpi=120)
     plt.close(fig)

@@ -90,17 +90,30 @@ def _reduced_bias(
     every sample n in every window k (the unbiased energy cancels in MBAR)."""
     if len(samples) != len(centres) or len(samples) == 0:
         raise ValueError("give one array of CV samples per window centre")
-    kappa = np.broadcast_to(np.asarray(kappas, dtype=float), (len(centres),))
-    if kT <= 0 or np.any(kappa <= 0):
-        raise ValueError("kT and every kappa must be positive")
+    centre, kappa = _windows(centres, kappas, kT)
     series = [np.asarray(s, dtype=float).ravel() for s in samples]
     if any(len(s) == 0 for s in series):
         raise ValueError("every window needs samples")
     everything = np.concatenate(series)
     if not np.isfinite(everything).all():
         raise ValueError("a window's CV samples are NaN or infinite")
-    u_kn = 0.5 * kappa[:, None] * (everything[None, :] - np.asarray(centres, dtype=float)[:, None]) ** 2 / kT
-    return series, u_kn
+    return series, _bias(kappa[:, None], centre[:, None], everything[None, :]) / kT
+
+
+def _windows(
+    centres: Sequence[float], kappas: Sequence[float] | float, kT: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The window centres and one kappa per window, as arrays, checked."""
+    centre = np.asarray(centres, dtype=float)
+    kappa = np.broadcast_to(np.asarray(kappas, dtype=float), centre.shape)
+    if kT <= 0 or np.any(kappa <= 0):
+        raise ValueError("kT and every kappa must be positive")
+    return centre, kappa
+
+
+def _bias(kappa: np.ndarray | float, centre: np.ndarray | float, s: np.ndarray | float) -> np.ndarray:
+    """The harmonic restraint U(s) = kappa / 2 (s - centre)^2 (PLUMED's RESTRAINT), broadcast."""
+    return 0.5 * np.asarray(kappa) * (np.asarray(s) - centre) ** 2
 
 
 def exchange_neighbours(
@@ -121,19 +134,16 @@ def exchange_neighbours(
     Returns ``order`` (window k's new structure is the old one of window ``order[k]``) and the
     (k, accepted) of every pair tried."""
     s_now = np.asarray(s, dtype=float)
-    centre = np.asarray(centres, dtype=float)
-    if s_now.shape != centre.shape or s_now.ndim != 1:
+    if s_now.shape != np.shape(centres) or s_now.ndim != 1:
         raise ValueError("give one CV value per window centre")
     if not np.isfinite(s_now).all():
         raise ValueError("a window's CV is NaN or infinite")
-    kappa = np.broadcast_to(np.asarray(kappas, dtype=float), centre.shape)
-    if kT <= 0 or np.any(kappa <= 0):
-        raise ValueError("kT and every kappa must be positive")
+    centre, kappa = _windows(centres, kappas, kT)
     if first not in (0, 1):
         raise ValueError("first must be 0 or 1")
 
     def bias(k: int, value: float) -> float:
-        return 0.5 * kappa[k] * (value - centre[k]) ** 2
+        return float(_bias(kappa[k], centre[k], value))
 
     order = np.arange(len(centre))
     tried = []
