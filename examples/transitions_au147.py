@@ -1,9 +1,9 @@
-"""Does biasing along the chart move Au147 between motifs? MD from the ideal icosahedron, unbiased,
-with well-tempered METAD, OPES_METAD or OPES_METAD_EXPLORE on (cv1, cv2) of the shipped MD-ready
-model; every ps a frame is quenched (EAM, conjugate gradients) and labelled by CNA. Reports the
-time to the first change of motif, the motifs visited, the returns to Ih and, for the biased runs,
-the free-energy difference between the two most populated motifs by reweighting (block-averaged
-error).
+"""Does biasing along the chart move Au147 between motifs? MD from the ideal icosahedron (or
+--start), unbiased, with well-tempered METAD, OPES_METAD or OPES_METAD_EXPLORE on (cv1, cv2) of the
+shipped MD-ready model (all three CVs with --cvs 3); every ps a frame is quenched (EAM, conjugate
+gradients) and labelled by CNA. Reports the time to the first change of motif, the motifs
+visited, the returns to the start motif and, for the biased runs, the free-energy difference
+between the two most populated motifs by reweighting (block-averaged error).
 
     python examples/transitions_au147.py --method metad [--ns 3] [--temperature 450] [--out out/transitions]
 
@@ -81,6 +81,24 @@ def main() -> None:
         help=f"METAD BIASFACTOR (default {BIASES['metad'].biasfactor:g})",
     )
     parser.add_argument(
+        "--cvs",
+        type=int,
+        default=2,
+        help="bias the first CVS CVs (default 2: cv1, cv2; 3 adds cv3, along which thermal Ih"
+        " and mix differ)",
+    )
+    parser.add_argument(
+        "--sigma",
+        type=lambda text: tuple(float(v) for v in text.split(",")),
+        help="widths of the Gaussians or kernels in CV units, one per biased CV, comma-separated"
+        " (default: a quarter of each CV's spread on the chart)",
+    )
+    parser.add_argument(
+        "--start",
+        type=Path,
+        help="an extxyz file whose last frame is the start (default: the ideal icosahedron)",
+    )
+    parser.add_argument(
         "--skip-ps",
         type=float,
         help="ps of each run left out of the free energies while the bias builds up (default: a fifth)",
@@ -99,6 +117,8 @@ def main() -> None:
         bias = dataclasses.replace(bias, barrier=args.barrier)
     if args.biasfactor is not None and isinstance(bias, MetadSettings):
         bias = dataclasses.replace(bias, biasfactor=args.biasfactor)
+    if args.sigma is not None and bias is not None:
+        bias = dataclasses.replace(bias, sigma=args.sigma)
     text = plumed_input(
         MODEL,
         plugin=plugin_path(),
@@ -108,8 +128,15 @@ def main() -> None:
         metad=bias,
         active=args.method != "unbiased",
         walls=True,
+        biased=args.cvs,
     )
-    start = next(atoms for atoms in read(MOTIFS, index=":") if atoms.info.get("motif") == "Ih")
+    if args.start is not None and not args.start.is_file():
+        parser.error(f"--start {args.start}: no such file")
+    start = (
+        read(args.start, index=-1)
+        if args.start is not None
+        else next(atoms for atoms in read(MOTIFS, index=":") if atoms.info.get("motif") == "Ih")
+    )
     options = {
         "steps": round(args.ns * 1000 * steps_per_ps),
         "temperature": args.temperature,

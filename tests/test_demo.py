@@ -100,6 +100,31 @@ def test_plumed_input_for_a_model(model_path: Path, rng: np.random.Generator) ->
         plumed_input(model_path, walls=True)
 
 
+def test_plumed_input_biases_chosen_cvs(model_path: Path, rng: np.random.Generator) -> None:
+    # A third CV with a far tail (the shipped chart's cv3 puts fcc 40 units from the rest).
+    chart_cvs = rng.normal(size=(500, 3)) * [0.2, 0.3, 0.4]
+    chart_cvs[:25, 2] -= 40.0
+    opes = OpesSettings(barrier=100, sigma=(0.05, 0.07, 0.1))
+    text = plumed_input(model_path, chart_cvs=chart_cvs, metad=opes, active=True, walls=True, biased=3)
+    lines = text.splitlines()
+    line = next(line for line in lines if line.startswith("opes:"))
+    assert line.startswith("opes: OPES_METAD ARG=cv.cv1,cv.cv2,cv.cv3 SIGMA=0.05,0.07,0.1 ")
+    upper = next(line for line in lines if line.startswith("upper: UPPER_WALLS"))
+    at = [float(v) for v in dict(i.split("=", 1) for i in upper.split() if "=" in i)["AT"].split(",")]
+    assert np.allclose(at, np.percentile(chart_cvs, 99, axis=0), rtol=1e-2) and "KAPPA=200,200,200" in upper
+    one = plumed_input(model_path, chart_cvs=chart_cvs, active=True, biased=1)
+    assert "metad: METAD ARG=cv.cv1 SIGMA=" in one and "PRINT ARG=cv.cv1,metad.bias,metad.rbias" in one
+    # METAD's grid over the tail at these widths would not fit in memory: refused with what to do.
+    with pytest.raises(ValueError, match="use OPES_METAD, which needs no grid"):
+        plumed_input(model_path, chart_cvs=chart_cvs, metad=MetadSettings(sigma=(0.05, 0.07, 0.1)), biased=3)
+    with pytest.raises(ValueError, match="2 widths for 3 biased CVs"):
+        plumed_input(model_path, metad=OpesSettings(sigma=(0.1, 0.1)), biased=3)
+    with pytest.raises(ValueError, match="between 1 and the model's 3 CVs"):
+        plumed_input(model_path, biased=4)
+    with pytest.raises(ValueError, match="one positive width per biased CV"):
+        MetadSettings(sigma=(0.1, -0.1))
+
+
 def test_plumed_input_cli_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     assert main(["plumed-input", str(tmp_path / "missing.pt")]) == 2
     assert "missing.pt" in capsys.readouterr().err

@@ -102,6 +102,30 @@ def test_transitions_example_with_walkers(tmp_path) -> None:
     assert (folder / "hills" / "HILLS.1").is_file()
 
 
+def test_transitions_example_on_three_cvs_from_a_start_file(tmp_path) -> None:
+    """OPES_METAD_EXPLORE on all three CVs with widths given, from the last frame of a user's file
+    (the decahedron of examples/data, after an icosahedron)."""
+    import json
+
+    from ase.io import read, write
+
+    start = tmp_path / "start.extxyz"
+    write(start, read(EXAMPLES / "data" / "au147_motifs.extxyz", index=":2"))
+    args = ["--method", "opes-explore", "--cvs", "3", "--sigma", "0.35,0.6,0.3", "--ns", "0.003"]
+    _run("transitions_au147.py", *args, "--start", str(start), "--out", str(tmp_path))
+    folder = tmp_path / "opes-explore"
+    line = next(x for x in (folder / "plumed.dat").read_text().splitlines() if x.startswith("opes:"))
+    assert line.startswith("opes: OPES_METAD_EXPLORE ARG=cv.cv1,cv.cv2,cv.cv3 SIGMA=0.35,0.6,0.3 ")
+    report = json.loads((folder / "motifs.json").read_text())
+    assert report["frames"] == 4 and report["start"] == "Dh", "started from the file's last frame"
+    missing = subprocess.run(
+        [sys.executable, str(EXAMPLES / "transitions_au147.py"), "--start", str(tmp_path / "none.extxyz")],
+        capture_output=True,
+        text=True,
+    )
+    assert missing.returncode == 2 and "none.extxyz: no such file" in missing.stderr
+
+
 def test_umbrella_motifs_example(tmp_path) -> None:
     """Three short windows along the path from Ih to mix: every kept ps quenched and labelled, the
     labelled frames unbiased by MBAR, windows already done read back instead of run again."""

@@ -16,16 +16,19 @@ from ..core.rdf import RdfSettings
 @dataclass(frozen=True)
 class MetadSettings:
     """Well-tempered metadynamics in a plumed.dat: HEIGHT in kJ/mol, PACE in MD steps; Gaussian
-    widths ``width`` times the spread (standard deviation) of each CV on the chart."""
+    widths ``width`` times the spread (standard deviation) of each CV on the chart, or ``sigma``:
+    the widths in CV units, one per biased CV (for a CV whose chart spread is set by a far tail)."""
 
     height: float = 1.0
     pace: int = 500
     biasfactor: float = 20.0
     width: float = 0.1
+    sigma: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.height <= 0 or self.pace < 1 or self.biasfactor <= 1 or self.width <= 0:
             raise ValueError(f"METAD needs HEIGHT > 0, PACE >= 1, BIASFACTOR > 1 and width > 0, got {self}")
+        _check_sigma(self.sigma)
 
 
 @dataclass(frozen=True)
@@ -34,16 +37,28 @@ class OpesSettings:
     energy it should be able to climb), PACE in MD steps; initial kernel widths ``width`` times the
     spread of each CV on the chart. ``explore``: OPES_METAD_EXPLORE (Invernizzi, Piaggi and
     Parrinello 2022), whose target is the well-tempered distribution (bias factor BARRIER / kT):
-    it explores faster and converges its estimate more slowly."""
+    it explores faster and converges its estimate more slowly. ``sigma``: as for ``MetadSettings``."""
 
     barrier: float = 100.0
     pace: int = 500
     width: float = 0.1
     explore: bool = False
+    sigma: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.barrier <= 0 or self.pace < 1 or self.width <= 0:
             raise ValueError(f"OPES_METAD needs BARRIER > 0, PACE >= 1 and width > 0, got {self}")
+        _check_sigma(self.sigma)
+
+
+def _check_sigma(sigma: tuple[float, ...] | None) -> None:
+    if sigma is not None and (len(sigma) == 0 or not all(np.isfinite(sigma)) or min(sigma) <= 0):
+        raise ValueError(f"sigma: one positive width per biased CV, in CV units, got {sigma}")
+
+
+#: More points than this in METAD's grid (PLUMED's bins are a fifth of each width) are refused: at
+#: 4 numbers of 8 bytes per point, 10 million take 320 MB per walker.
+MAX_GRID_POINTS = 10_000_000
 
 
 def plumed_input(
@@ -57,18 +72,20 @@ def plumed_input(
     active: bool = False,
     walls: bool = False,
     novelty: bool = False,
+    biased: int = 2,
 ) -> str:
     """A ready plumed.dat for an exported model: LOAD the plugin, RDF_ENCODER on atoms 1..n_atoms
-    of a cluster in vacuum, PRINT every CV to COLVAR; then a bias on the first two CVs at
-    ``temperature`` (K), well-tempered METAD (``MetadSettings``, the default) or OPES_METAD
+    of a cluster in vacuum, PRINT every CV to COLVAR; then a bias on the first ``biased`` CVs (two
+    by default) at ``temperature`` (K), well-tempered METAD (``MetadSettings``, the default) or OPES_METAD
     (``OpesSettings``), commented out unless ``active``. Its PRINT writes COLVAR_METAD: the biased
     CVs, the bias and a column of log-weights for reweighting (``metad.rbias``, the bias minus
     c(t), or ``opes.bias``; in kJ/mol, divide by kT).
 
     With ``chart_cvs`` (the CVs of a charted data set, ``chart.read_chart_cvs``) the widths are the
-    settings' fraction of the CVs' spread there and METAD's bias lives on a grid (hills cost O(1) per
-    step) reaching twice the chart's extent beyond it on each side; otherwise widths are 0.05, no
-    grid (and no reweighting column for METAD, which needs the grid). With ``walls`` and a chart,
+    settings' fraction of the CVs' spread there (or the settings' ``sigma``) and METAD's bias lives
+    on a grid (hills cost O(1) per step) reaching twice the chart's extent beyond it on each side
+    (refused above ``MAX_GRID_POINTS``); otherwise widths are 0.05, no grid (and no reweighting
+    column for METAD, which needs the grid). With ``walls`` and a chart,
     UPPER_WALLS and LOWER_WALLS (KAPPA 200 kJ/mol per CV unit squared) at the chart's 1st and 99th
     percentiles of each biased CV keep the bias from pushing the cluster off the chart, where the
     CVs no longer describe structure (without them, metadynamics at 450 K drove Au147 to CV values
@@ -93,29 +110,42 @@ def plumed_input(
         if plugin
         else "# LOAD FILE=/path/to/libnanochart_plumed.so   # build it: nanochart plugin --build"
     )
-    biased = names[:2]
-    arguments = ",".join(f"cv.{name}" for name in biased)
+    if not 1 <= biased <= len(names):
+        raise ValueError(f"biased: between 1 and the model's {len(names)} CVs, got {biased}")
+    if bias.sigma is not None and len(bias.sigma) != biased:
+        raise ValueError(f"sigma has {len(bias.sigma)} widths for {biased} biased CVs")
+    arguments = ",".join(f"cv.{name}" for name in names[:biased])
     if walls and chart_cvs is None:
         raise ValueError("walls sit at the chart's edges: give chart_cvs")
-    cvs = None if chart_cvs is None else np.asarray(chart_cvs, dtype=np.float64)[:, : len(biased)]
-    if cvs is None:
-        sigma, grid = ",".join(["0.05"] * len(biased)), ""
-    else:
+    cvs = None if chart_cvs is None else np.asarray(chart_cvs, dtype=np.float64)[:, :biased]
+    widths = np.full(biased, 0.05) if cvs is None else bias.width * cvs.std(axis=0)
+    widths = np.asarray(bias.sigma) if bias.sigma is not None else widths
+    sigma, grid = ",".join(f"{s:.3g}" for s in widths), ""
+    if cvs is not None and isinstance(bias, MetadSettings):
         low, high = cvs.min(axis=0), cvs.max(axis=0)
         extent = high - low
-        sigma = ",".join(f"{s:.3g}" for s in bias.width * cvs.std(axis=0))
+        points = float(np.prod(5 * extent / (widths / 5)))
+        if points > MAX_GRID_POINTS:
+            raise ValueError(
+                f"METAD's grid over {biased} CVs would hold {points:.2g} points (the chart's extent "
+                f"{np.round(extent, 2).tolist()} and twice it on each side, bins a fifth of each width): "
+                "bias fewer CVs, give wider sigma, or use OPES_METAD, which needs no grid"
+            )
         grid = " GRID_MIN=" + ",".join(f"{v:.3g}" for v in low - 2 * extent)
         grid += " GRID_MAX=" + ",".join(f"{v:.3g}" for v in high + 2 * extent)
     if isinstance(bias, OpesSettings):
         action = "OPES_METAD_EXPLORE" if bias.explore else "OPES_METAD"
-        title = f"{action} on the first two CVs (BARRIER in kJ/mol, PACE in steps, TEMP in K)"
+        title = f"{action} on the first {biased} CVs (BARRIER in kJ/mol, PACE in steps, TEMP in K)"
         line = (
             f"opes: {action} ARG={arguments} SIGMA={sigma} BARRIER={bias.barrier:g} PACE={bias.pace}"
             f" TEMP={temperature:g} FILE=KERNELS STATE_WFILE=STATE"
         )
         weights = "opes.bias"
     else:
-        title = "Well-tempered metadynamics on the first two CVs (HEIGHT in kJ/mol, PACE in steps, TEMP in K)"
+        title = (
+            f"Well-tempered metadynamics on the first {biased} CVs"
+            " (HEIGHT in kJ/mol, PACE in steps, TEMP in K)"
+        )
         line = (
             f"metad: METAD ARG={arguments} SIGMA={sigma}{grid} HEIGHT={bias.height:g} PACE={bias.pace}"
             f" BIASFACTOR={bias.biasfactor:g} TEMP={temperature:g} FILE=HILLS"
@@ -125,7 +155,7 @@ def plumed_input(
     printed = f"PRINT ARG={arguments},{weights} STRIDE={stride} FILE=COLVAR_METAD FMT=%.10f"
     extra = []
     if walls and cvs is not None:  # (walls without a chart were refused above)
-        kappa = ",".join(["200"] * len(biased))
+        kappa = ",".join(["200"] * biased)
         for name, edge in (("UPPER_WALLS", 99), ("LOWER_WALLS", 1)):
             at = ",".join(f"{v:.3g}" for v in np.percentile(cvs, edge, axis=0))
             extra.append(f"{name.split('_')[0].lower()}: {name} ARG={arguments} AT={at} KAPPA={kappa}")

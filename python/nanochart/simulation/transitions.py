@@ -117,8 +117,8 @@ def free_energy_difference(
 ) -> tuple[float, float]:
     """F(a) - F(b) in kJ/mol from frames with statistical weights exp(``log_weights``) (beta times
     the bias for a quasi-static bias: OPES, or metadynamics' bias minus c(t); zeros unbiased), and
-    its standard error from ``n_blocks`` contiguous blocks (nan where a block lacks either motif).
-    F(c) = -kT ln sum_{i in c} w_i."""
+    its standard error from ``n_blocks`` contiguous blocks (nan where a block lacks either motif, or
+    with fewer frames than blocks). F(c) = -kT ln sum_{i in c} w_i."""
     labels = np.asarray(labels)
     log_weights = np.asarray(log_weights, dtype=np.float64)
     reweighted_population(labels, log_weights)  # checks the shapes and the weights
@@ -131,7 +131,7 @@ def free_energy_difference(
         return -kt * (np.log(population[a]) - np.log(population[b]))
 
     whole = difference(np.arange(len(labels)))
-    if n_blocks < 2:
+    if n_blocks < 2 or len(labels) < n_blocks:
         return whole, float("nan")
     per_block = np.array([difference(rows) for rows in np.array_split(np.arange(len(labels)), n_blocks)])
     error = float(per_block.std(ddof=1) / np.sqrt(n_blocks)) if np.isfinite(per_block).all() else float("nan")
