@@ -31,7 +31,13 @@ from nanochart.data.cna import CLUSTER_LABELS, analyse
 from nanochart.plots import colvar_fields, pyplot
 from nanochart.simulation.lammps_session import quench_frames
 from nanochart.simulation.md import run_md, run_walkers
-from nanochart.simulation.plumed_input import MetadSettings, OpesSettings, plumed_input, read_colvar
+from nanochart.simulation.plumed_input import (
+    MetadSettings,
+    OpesSettings,
+    plumed_input,
+    read_colvar,
+    rows_at_times,
+)
 from nanochart.simulation.plumed_install import plugin_path
 from nanochart.simulation.transitions import (
     BOLTZMANN_KJ_PER_MOL_K,
@@ -110,6 +116,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.walkers > 1 and args.method != "metad":
         parser.error("--walkers needs --method metad (walkers share METAD's hills files)")
+    if args.start is not None and not args.start.is_file():
+        parser.error(f"--start {args.start}: no such file")
     out = args.out / (args.method if args.walkers == 1 else f"{args.method}_{args.walkers}_walkers")
     steps_per_ps = round(1.0 / TIMESTEP_PS)
     bias = BIASES.get(args.method)
@@ -130,8 +138,6 @@ def main() -> None:
         walls=True,
         biased=args.cvs,
     )
-    if args.start is not None and not args.start.is_file():
-        parser.error(f"--start {args.start}: no such file")
     start = (
         read(args.start, index=-1)
         if args.start is not None
@@ -224,10 +230,7 @@ def free_energies(
     for folder, path in zip(folders, paths, strict=True):
         colvar = read_colvar(_colvar_file(folder))
         column = "metad.rbias" if "metad.rbias" in colvar else "opes.bias"
-        # The bias at each quenched frame: COLVAR rows and frames share their times.
-        rows = np.searchsorted(colvar["time"], path.times - 1e-6)
-        if np.any(rows >= len(colvar["time"])) or np.any(np.abs(colvar["time"][rows] - path.times) > 1e-3):
-            raise RuntimeError(f"{_colvar_file(folder)}: no COLVAR row at every frame's time")
+        rows = rows_at_times(colvar, path.times, _colvar_file(folder))  # the bias at each frame
         kept = path.times >= skip_ps
         times.append(path.times[kept])
         labels.append(np.asarray(path.labels)[kept])

@@ -41,7 +41,7 @@ from nanochart.data.cna import CLUSTER_LABELS, analyse
 from nanochart.plots import pyplot
 from nanochart.simulation.lammps_session import quench_frames
 from nanochart.simulation.md import run_md
-from nanochart.simulation.plumed_input import read_colvar
+from nanochart.simulation.plumed_input import read_colvar, rows_at_times
 from nanochart.simulation.plumed_install import find_plumed, plugin_path
 from nanochart.simulation.transitions import BOLTZMANN_KJ_PER_MOL_K, reweighted_population
 from nanochart.simulation.wham import exchange_neighbours, mbar_log_weights, wham
@@ -354,10 +354,7 @@ PRINT ARG={names},s,umbrella.bias STRIDE={STEPS_PER_PS} FILE=COLVAR
     frames = read(folder / "trajectory.extxyz", index=":")
     times = np.array([atoms.info["time"] for atoms in frames])
     colvar = read_colvar(folder / "COLVAR")
-    rows = np.searchsorted(colvar["time"], times - 1e-6)
-    if np.any(rows >= len(colvar["time"])) or np.any(np.abs(colvar["time"][rows] - times) > 1e-3):
-        raise RuntimeError(f"{folder / 'COLVAR'}: no row at every frame's time")
-    return frames, colvar["s"][rows].tolist()
+    return frames, colvar["s"][rows_at_times(colvar, times, folder / "COLVAR")].tolist()
 
 
 def run_exchange(centres, kappa, kt, origin, direction, starts, args, out: Path):

@@ -14,7 +14,13 @@ from ase.io import read
 import nanochart
 from nanochart.chart.charting import knn_separation
 from nanochart.cli import main
-from nanochart.simulation.plumed_input import MetadSettings, OpesSettings, plumed_input, read_colvar
+from nanochart.simulation.plumed_input import (
+    MetadSettings,
+    OpesSettings,
+    plumed_input,
+    read_colvar,
+    rows_at_times,
+)
 from nanochart.simulation.plumed_install import find_plumed, plugin_path
 
 
@@ -123,6 +129,17 @@ def test_plumed_input_biases_chosen_cvs(model_path: Path, rng: np.random.Generat
         plumed_input(model_path, biased=4)
     with pytest.raises(ValueError, match="one positive width per biased CV"):
         MetadSettings(sigma=(0.1, -0.1))
+
+
+def test_colvar_rows_at_frame_times() -> None:
+    # PRINT every 0.5 ps from 0, frames dumped every ps: frame t meets row 2t; PLUMED's time column
+    # carries rounding, which the match tolerates.
+    colvar = {"time": np.arange(11) * 0.5 + 1e-9}
+    assert rows_at_times(colvar, np.array([0.0, 1.0, 5.0]), "COLVAR").tolist() == [0, 2, 10]
+    with pytest.raises(RuntimeError, match="COLVAR: no row at every frame's time"):
+        rows_at_times(colvar, np.array([1.0, 2.25]), "COLVAR")
+    with pytest.raises(RuntimeError, match="no row at every frame's time"):
+        rows_at_times(colvar, np.array([6.0]), "COLVAR")
 
 
 def test_plumed_input_cli_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

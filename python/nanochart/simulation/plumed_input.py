@@ -192,3 +192,16 @@ def read_colvar(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     if values.shape[1] != len(names):
         raise ValueError(f"{path}: {values.shape[1]} columns but {len(names)} FIELDS")
     return {name: values[:, k] for k, name in enumerate(names)}
+
+
+def rows_at_times(
+    colvar: dict[str, np.ndarray], times: np.ndarray, source: str | os.PathLike[str]
+) -> np.ndarray:
+    """The index of the row of ``colvar`` (from :func:`read_colvar`) printed at each of ``times``
+    (ps), so that frames dumped on the PRINT's stride meet their CVs and bias; a time with no row
+    within 1e-3 ps is refused, naming ``source``."""
+    times = np.asarray(times, dtype=np.float64)
+    rows = np.searchsorted(colvar["time"], times - 1e-6)
+    if np.any(rows >= len(colvar["time"])) or np.any(np.abs(colvar["time"][rows] - times) > 1e-3):
+        raise RuntimeError(f"{source}: no row at every frame's time")
+    return rows
