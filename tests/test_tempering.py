@@ -255,6 +255,32 @@ def test_pt_extends_like_one_long_run(two_segments: Path, three_segments: Path, 
 @needs_lammps
 @needs_ovito
 @pytest.mark.slow
+def test_two_runs_compared(two_segments: Path, three_segments: Path, tmp_path: Path) -> None:
+    """examples/pt_agreement.py on two real runs of one ladder: the shares of both, their difference
+    in combined standard errors (those of compare_label_shares) and the figure."""
+    a, b = (json.loads(path.with_name("au38.pt.json").read_text()) for path in (two_segments, three_segments))
+    comparison = compare_label_shares(a, b)
+    assert len(comparison["z"]) == len(LADDER) * len(CLUSTER_LABELS)
+    figure = tmp_path / "agreement.png"
+    script = Path(__file__).resolve().parents[1] / "examples" / "pt_agreement.py"
+    finished = subprocess.run(
+        [sys.executable, script, two_segments, three_segments.with_name("au38.pt.json"), "--out", figure],
+        capture_output=True,
+        text=True,
+    )
+    assert finished.returncode == 0, finished.stderr
+    assert f"of {len(comparison['z'])} shares" in finished.stdout
+    assert f"largest |difference| {comparison['max_abs_z']:.1f}" in finished.stdout
+    assert figure.stat().st_size > 10_000
+    missing = subprocess.run(
+        [sys.executable, script, tmp_path / "none.pt.json", figure], capture_output=True, text=True
+    )
+    assert missing.returncode != 0 and "no PT report" in missing.stderr
+
+
+@needs_lammps
+@needs_ovito
+@pytest.mark.slow
 def test_cli_pt_interrupted_and_resumed(three_segments: Path, tmp_path: Path) -> None:
     """SIGTERM to `nanochart generate --method pt` once a segment is saved, then the same command:
     the run goes on from the restart files and ends as an uninterrupted one."""

@@ -185,6 +185,39 @@ def label_distribution(
     return _save(fig, path)
 
 
+def label_shares_by_temperature(
+    reports: Mapping[str, Mapping], labels: Sequence[str], path: str | os.PathLike[str]
+) -> Path:
+    """One panel per structural label: its share against temperature (K) for each run (a PT report's
+    ``label_shares``: share and standard error per temperature), error bars of one standard error,
+    so that two runs from different starts can be compared by eye."""
+    plt = pyplot()
+    columns = min(3, len(labels))
+    rows = -(-len(labels) // columns)
+    fig, axes = plt.subplots(
+        rows, columns, figsize=(3.3 * columns, 2.6 * rows), layout="constrained", sharex=True, squeeze=False
+    )
+    for ax, label in zip(axes.flat, labels, strict=False):
+        for offset, (name, report) in enumerate(reports.items()):
+            shares = report["label_shares"]
+            temperatures = np.array([float(t) for t in shares])
+            share = np.array([100 * entry["share"][label] for entry in shares.values()])
+            error = np.array([100 * (entry["error"][label] or 0.0) for entry in shares.values()])
+            # Runs side by side at each temperature, so that their error bars do not hide each other.
+            shift = (offset - (len(reports) - 1) / 2) * 0.006 * np.ptp(temperatures)
+            ax.errorbar(temperatures + shift, share, yerr=error, fmt="o-", ms=3, capsize=2, label=name)
+        ax.set_title(label, fontsize=10)
+        ax.set_ylim(-5, 105)
+    for ax in axes[-1]:
+        ax.set_xlabel("temperature (K)")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("share of quenches (%)")
+    for ax in axes.flat[len(labels) :]:
+        ax.set_visible(False)
+    axes.flat[0].legend(fontsize=8)
+    return _save(fig, path)
+
+
 def confusion(matrix: np.ndarray, classes: Sequence[str], path: str | os.PathLike[str], title: str) -> Path:
     """Confusion matrix, each row (true label) normalised to percent, counts written in the cells."""
     plt = pyplot()
