@@ -2,8 +2,8 @@
 # The recipe every shipped model shares, from nothing: data (LAMMPS MD + quench + CNA, each
 # structure with the thermal snapshot it was quenched from), denoising trainings (MD-ready CVs),
 # export, chart with named families, held-out k-NN accuracy of quenched structures and of thermal
-# snapshots from fresh 300 and 450 K MD, and the off-chart warnings (novelty calibrated on the
-# held-out set). models/NAME/make.sh calls it, then adds what only its model has.
+# snapshots from fresh 300 and 450 K MD, the off-chart warnings (novelty calibrated on the held-out
+# set), and the accuracy on structures made elsewhere (out of distribution). models/NAME/make.sh calls it, then adds what only its model has.
 #
 # Usage: models/make_model.sh ELEMENT NATOMS [WORK_DIR]   (model folder: models/<element><natoms>;
 # default WORK_DIR build/<element><natoms>-model; an interrupted run resumes where it stopped, and
@@ -68,6 +68,13 @@ far_off=()
   --check "$work/thermal_test.extxyz" "${far_off[@]}" --report "$work/novelty.json"
 "$nanochart" chart "$here/$name.pt" "$work/train.extxyz" --out "$work/chart_thermal" \
   --held-out "$work/thermal_test.extxyz"
+# Out of distribution: MD at 300 and 450 K from motifs made by a procedure the data never used
+# (models/elsewhere.py: larger ase.cluster motifs cut to the atoms nearest their centre), scored on
+# the chart without retraining.
+"$python" "$models/elsewhere.py" "$work" --element "$element" --natoms "$natoms"
+"$nanochart" generate --element "$element" --natoms "$natoms" --seed-structures "$work/elsewhere_starts.extxyz" \
+  --temperatures 300,450 --structures 800 --seed 3 --out "$work/elsewhere.extxyz"
+"$nanochart" evaluate "$here/$name.pt" "$work/elsewhere.extxyz" --chart "$work/chart" --out "$work/elsewhere"
 
 cp "$work/train.labels.png" "$here/labels_per_temperature.png"
 cp "$work/train.labels.txt" "$here/labels_per_temperature.txt"
@@ -76,6 +83,8 @@ cp "$work/chart/chart_labels.png" "$work/chart/chart_families.png" "$work/chart/
   "$work/chart/held_out_confusion.png" "$here/"
 [[ -f $work/chart/families.md ]] && cp "$work/chart/families.md" "$work/chart/families.json" "$here/"
 cp "$work/chart_thermal/held_out.json" "$here/thermal_held_out.json"
+cp "$work/elsewhere/evaluation.json" "$here/elsewhere.json"
+cp "$work/elsewhere/evaluation_confusion.png" "$here/elsewhere_confusion.png"
 cp "$work/chart/centroids.csv" "$here/chart/"
 gzip -9 -c "$work/chart/chart.csv" >"$here/chart/chart.csv.gz"
 # A card written from these files (models/card.py) for the models that have no hand-written one.

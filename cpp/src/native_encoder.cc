@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <utility>
 
 #include "thread_pool.h"
 #include "vector_math.h"
@@ -208,30 +209,31 @@ void accumulate_product(int64_t n_out, int64_t n_in, const double* x, const doub
   accumulate_products<V, 1>(n_out, n_in, &x, m, stride, &out);
 }
 
-// Output positions handled together.
-constexpr int kPositions = 4;
+// Output positions handled together: each block's accumulators (two vectors per position) and the
+// two weight vectors stay in registers, 18 of AVX-512's 32 with eight positions; four positions
+// (10 registers) with AVX2's 16.
+template <typename V>
+constexpr int kPositions = kLanes<V> == 8 ? 8 : 4;
+constexpr int kMaxPositions = 8;
 
-// accumulate_products for `count` (1..kPositions) inputs, x_i = x + i * x_step and out_i = out + i *
+template <typename V, int... Count>
+void accumulate_count(int64_t count, int64_t n_out, int64_t n_in, const double* const* xs, const double* m,
+                      int64_t stride, double* const* outs, std::integer_sequence<int, Count...>) {
+  ((count == Count + 1 ? (accumulate_products<V, Count + 1>(n_out, n_in, xs, m, stride, outs), 0) : 0), ...);
+}
+
+// accumulate_products for `count` (1..kPositions<V>) inputs, x_i = x + i * x_step and out_i = out + i *
 // out_step.
 template <typename V>
 void accumulate_positions(int64_t count, int64_t n_out, int64_t n_in, const double* x, int64_t x_step, const double* m,
                           int64_t stride, double* out, int64_t out_step) {
-  const double* xs[kPositions];
-  double* outs[kPositions];
+  const double* xs[kMaxPositions];
+  double* outs[kMaxPositions];
   for (int64_t i = 0; i < count; ++i) {
     xs[i] = x + i * x_step;
     outs[i] = out + i * out_step;
   }
-  switch (count) {
-    case 4:
-      return accumulate_products<V, 4>(n_out, n_in, xs, m, stride, outs);
-    case 3:
-      return accumulate_products<V, 3>(n_out, n_in, xs, m, stride, outs);
-    case 2:
-      return accumulate_products<V, 2>(n_out, n_in, xs, m, stride, outs);
-    default:
-      return accumulate_products<V, 1>(n_out, n_in, xs, m, stride, outs);
-  }
+  accumulate_count<V>(count, n_out, n_in, xs, m, stride, outs, std::make_integer_sequence<int, kPositions<V>>());
 }
 
 // The convolutions run on inputs padded with the layer's zero padding, plus what the last block of
@@ -242,24 +244,38 @@ int64_t padded_length(const NativeEncoder::Layer& c) {
   return std::max(c.in_length + 2 * c.padding, (c.out_length - 1) * c.stride + c.kernel);
 }
 
-int64_t position_blocks(const NativeEncoder::Layer& c) { return (c.out_length + kPositions - 1) / kPositions; }
+// Calls f(t, count) for blocks of at most kPositions<V> output positions covering first..last-1,
+// of equal sizes to within one (25 positions: 7, 6, 6, 6, not 8, 8, 8, 1), so that no block wastes
+// a pass over the weights on a position or two.
+template <typename V, typename F>
+void for_blocks(int64_t first, int64_t last, F&& f) {
+  const int64_t positions = last - first, blocks = (positions + kPositions<V> - 1) / kPositions<V>;
+  for (int64_t b = 0; b < blocks; ++b) {
+    const int64_t begin = first + b * positions / blocks, end = first + (b + 1) * positions / blocks;
+    f(begin, end - begin);
+  }
+}
 
-// Convolutions of at least this many multiply-adds are cut into a fixed number of chunks of
-// consecutive blocks of positions, which threads share; below it, waking a second thread costs
-// more than it saves (layers of the paper's shape: the first has 8 000, the others 130 000 to
-// 150 000). Chunks are cut whatever the thread count, so that results do not depend on it.
+// Convolutions of at least this many multiply-adds and of at least two blocks of positions are cut
+// into a fixed number of chunks of consecutive output positions, which threads share; below it,
+// waking a second thread costs more than it saves (layers of the paper's shape: the first has
+// 8 000, the others 130 000 to 150 000), and a layer of one block would take two passes over its
+// weights instead of one (measured with eight positions per block: values+forces at N = 147 on
+// one thread 188-200 us against 197-223 us with the last two layers cut in two). Chunks are cut
+// whatever the thread count, so that results do not depend on it; min_blocks = 1 asks whether a
+// layer is large enough to share at all.
 constexpr int64_t kMinChunkedMultiplyAdds = 32768;
 constexpr int64_t kChunks = 2;
 
-bool chunked(const NativeEncoder::Layer& c) {
+template <typename V>
+bool chunked(const NativeEncoder::Layer& c, int64_t min_blocks = kChunks) {
   const int64_t multiply_adds = c.out_length * c.out_channels * c.kernel * c.in_channels;
-  return multiply_adds >= kMinChunkedMultiplyAdds && position_blocks(c) >= kChunks;
+  return multiply_adds >= kMinChunkedMultiplyAdds && c.out_length >= std::max(min_blocks * kPositions<V>, kChunks);
 }
 
-// Blocks first..last-1 of chunk `chunk` of kChunks.
-std::pair<int64_t, int64_t> chunk_blocks(const NativeEncoder::Layer& c, int64_t chunk) {
-  const int64_t blocks = position_blocks(c);
-  return {chunk * blocks / kChunks, (chunk + 1) * blocks / kChunks};
+// Output positions first..last-1 of chunk `chunk` of kChunks.
+std::pair<int64_t, int64_t> chunk_positions(const NativeEncoder::Layer& c, int64_t chunk) {
+  return {chunk * c.out_length / kChunks, (chunk + 1) * c.out_length / kChunks};
 }
 
 // Each chunk writes its own output positions, so sharing the forward pass changes no result.
@@ -269,16 +285,19 @@ void conv_forward(const NativeEncoder::Layer& c, const double* x, double* y, std
   padded.assign(static_cast<size_t>(padded_length(c) * ci), 0.0);
   std::copy(x, x + c.in_size(), padded.begin() + c.padding * ci);
   for (int64_t t = 0; t < c.out_length; ++t) std::copy(c.bias.begin(), c.bias.end(), y + t * co);
-  const auto run_blocks = [&](int64_t first, int64_t last) {
-    for (int64_t t = first * kPositions; t < std::min(last * kPositions, c.out_length); t += kPositions) {
-      accumulate_positions<V>(std::min<int64_t>(kPositions, c.out_length - t), co, c.kernel * ci,
-                              padded.data() + t * c.stride * ci, c.stride * ci, c.weight.data(), co, y + t * co, co);
-    }
+  const auto run_positions = [&](int64_t first, int64_t last) {
+    for_blocks<V>(first, last, [&](int64_t t, int64_t count) {
+      accumulate_positions<V>(count, co, c.kernel * ci, padded.data() + t * c.stride * ci, c.stride * ci,
+                              c.weight.data(), co, y + t * co, co);
+    });
   };
-  if (!chunked(c)) return run_blocks(0, position_blocks(c));
+  // Every output position's sum runs over the same weights in the same order however positions are
+  // grouped, so the forward pass may also cut a single block for threads to share.
+  const bool share = threads > 1 && chunked<V>(c, 1);
+  if (!chunked<V>(c) && !share) return run_positions(0, c.out_length);
   parallel_chunks(threads, kChunks, [&](int64_t chunk, int) {
-    const auto [first, last] = chunk_blocks(c, chunk);
-    run_blocks(first, last);
+    const auto [first, last] = chunk_positions(c, chunk);
+    run_positions(first, last);
   });
 }
 
@@ -289,25 +308,25 @@ void conv_backward(const NativeEncoder::Layer& c, const double* grad_out, double
                    std::vector<std::vector<double>>& padded, int threads) {
   const int64_t ci = c.in_channels, co = c.out_channels, taps = c.kernel * ci;
   const size_t size = static_cast<size_t>(padded_length(c) * ci);
-  const auto run_blocks = [&](int64_t first, int64_t last, double* out) {
-    for (int64_t t = first * kPositions; t < std::min(last * kPositions, c.out_length); t += kPositions) {
-      accumulate_positions<V>(std::min<int64_t>(kPositions, c.out_length - t), taps, co, grad_out + t * co, co,
-                              c.weight_t.data(), taps, out + t * c.stride * ci, c.stride * ci);
-    }
+  const auto run_positions = [&](int64_t first, int64_t last, double* out) {
+    for_blocks<V>(first, last, [&](int64_t t, int64_t count) {
+      accumulate_positions<V>(count, taps, co, grad_out + t * co, co, c.weight_t.data(), taps, out + t * c.stride * ci,
+                              c.stride * ci);
+    });
   };
-  const bool in_chunks = chunked(c);
+  const bool in_chunks = chunked<V>(c);
   padded.resize(in_chunks ? kChunks : 1);
   for (auto& buffer : padded) buffer.assign(size, 0.0);
   if (in_chunks) {
     parallel_chunks(threads, kChunks, [&](int64_t chunk, int) {
-      const auto [first, last] = chunk_blocks(c, chunk);
-      run_blocks(first, last, padded[static_cast<size_t>(chunk)].data());
+      const auto [first, last] = chunk_positions(c, chunk);
+      run_positions(first, last, padded[static_cast<size_t>(chunk)].data());
     });
     for (size_t chunk = 1; chunk < padded.size(); ++chunk) {
       for (size_t k = 0; k < size; ++k) padded[0][k] += padded[chunk][k];
     }
   } else {
-    run_blocks(0, position_blocks(c), padded[0].data());
+    run_positions(0, c.out_length, padded[0].data());
   }
   const double* inside = padded[0].data() + c.padding * ci;
   std::copy(inside, inside + c.in_size(), grad_in);
@@ -428,11 +447,10 @@ std::unique_ptr<NativeEncoder> NativeEncoder::from_module(const Module& module, 
 }
 
 void NativeEncoder::forward(const double* g, double* s, std::vector<std::vector<double>>& activations,
-                            int threads) const {
+                            std::vector<double>& padded, int threads) const {
   activations.resize(layers_.size() + 1);
   std::vector<double>& input = activations[0];
   input.resize(static_cast<size_t>(n_bins_));
-  std::vector<double> padded;  // a convolution's padded input
   for (int64_t k = 0; k < n_bins_; ++k) input[k] = (g[k] - input_mean_[k]) / input_scale_[k];
   for (size_t l = 0; l < layers_.size(); ++l) {
     const Layer& layer = layers_[l];
@@ -472,18 +490,22 @@ void NativeEncoder::forward(const double* g, double* s, std::vector<std::vector<
 
 void NativeEncoder::evaluate(const double* g, double* s, int threads) const {
   std::vector<std::vector<double>> activations;
-  forward(g, s, activations, threads);
+  std::vector<double> padded;
+  forward(g, s, activations, padded, threads);
 }
 
 void NativeEncoder::forward_recorded(const double* g, double* s, int threads) {
-  forward(g, s, recorded_activations_, threads);
+  forward(g, s, recorded_activations_, scratch_.padded, threads);
   recorded_ = true;
 }
 
 void NativeEncoder::vjp(const double* dV_ds, double* dV_dg, int threads) const {
   const int64_t f = static_cast<int64_t>(recorded_activations_.back().size());
-  std::vector<double> grad(static_cast<size_t>(f), 0.0), next;
-  std::vector<std::vector<double>> padded;  // a convolution's padded input gradient, per chunk
+  std::vector<double>& grad = scratch_.grad;
+  std::vector<double>& next = scratch_.next;
+  std::vector<std::vector<double>>& padded =
+      scratch_.padded_chunks;  // a convolution's padded input gradient, per chunk
+  grad.assign(static_cast<size_t>(f), 0.0);
   for (int64_t d = 0; d < n_cvs_; ++d) {
     const double* w = linear_weight_.data() + d * f;
     for (int64_t j = 0; j < f; ++j) grad[j] += dV_ds[d] * w[j];
