@@ -3,7 +3,8 @@
 # structure with the thermal snapshot it was quenched from), denoising trainings (MD-ready CVs),
 # export, chart with named families, held-out k-NN accuracy of quenched structures and of thermal
 # snapshots from fresh 300 and 450 K MD, the off-chart warnings (novelty calibrated on the held-out
-# set), and the accuracy on structures made elsewhere (out of distribution). models/NAME/make.sh calls it, then adds what only its model has.
+# set), and the accuracy on structures made elsewhere (out of distribution). models/NAME/make.sh
+# calls it, then adds what only its model has.
 #
 # Usage: models/make_model.sh ELEMENT NATOMS [WORK_DIR]   (model folder: models/<element><natoms>;
 # default WORK_DIR build/<element><natoms>-model; an interrupted run resumes where it stopped, and

@@ -54,6 +54,8 @@ def test_every_model_folder_is_complete() -> None:
             "novelty.json",
             "elsewhere.json",
             "elsewhere_confusion.png",
+            "families.json",
+            "families.md",
             "chart/chart.csv.gz",
             "chart/centroids.csv",
         ):
@@ -62,6 +64,17 @@ def test_every_model_folder_is_complete() -> None:
     for name in SHIPPED:
         held_out = json.loads((MODELS / name / "held_out.json").read_text())
         assert f"[`{name}/{name}.pt`]" in table and f"{100 * held_out['accuracy']:.1f}%" in table, name
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_card_names_the_families_of_its_chart(name: str) -> None:
+    """Each card lists the mean-shift families of its shipped chart, with their names and sizes."""
+    families = json.loads((MODELS / name / "families.json").read_text())["families"]
+    _, chart_labels = reference_chart(MODELS / name)
+    assert sum(family["size"] for family in families) == len(chart_labels)
+    card = (MODELS / name / "README.md").read_text()
+    for family in families:
+        assert f"| {family['family']} | {family['size']} | {family['name']} |" in card, family["name"]
 
 
 @pytest.mark.parametrize("name", SHIPPED)

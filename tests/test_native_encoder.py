@@ -211,3 +211,32 @@ def test_other_vector_paths_give_the_same_results(tmp_path, model_path, rng, var
     assert max_relative(other["g"], nanochart.rdf(x, **RDF_SETTINGS)) < 1e-13
     assert max_relative(other["forces"], forces) < 1e-12
     assert max_relative(other["virial"], virial) < 1e-12
+
+
+@needs_native
+@pytest.mark.parametrize(
+    "channels",
+    [
+        # The paper's shape: every large layer's forward pass shared by halves of its output channels.
+        (16, 32, 32, 64, 64),
+        # Output channels that are no whole pairs of vectors: shared by halves of the positions.
+        (16, 24, 40, 48, 56),
+    ],
+)
+def test_thread_counts_give_identical_results(tmp_path, rng, channels) -> None:
+    """The core's evaluator shares its larger convolutions between threads (the forward pass by
+    output channels or positions, the backward pass in chunks cut whatever the thread count):
+    values, forces and virial are the same, bit for bit, for 1, 2 and 3 threads."""
+    settings = {**RDF_SETTINGS, "n_bins": 200}
+    encoder = fitted_encoder(settings, rng, activation="silu", channels=channels)
+    path = export(encoder, tmp_path / "model.pt", settings)
+    x = motif("ico147") + 0.05 * rng.normal(size=(147, 3))
+    dV_ds = np.array([0.7, -1.3, 0.4])
+    results = []
+    for threads in (1, 2, 3):
+        cv = nanochart.CV(path, num_threads=threads)
+        assert cv.engine.startswith("native")
+        results.append((cv.values(x[None]), *cv.forces(x, dV_ds)))
+    for other in results[1:]:
+        for ours, theirs in zip(other, results[0], strict=True):
+            np.testing.assert_array_equal(ours, theirs)

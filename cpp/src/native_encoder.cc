@@ -256,21 +256,24 @@ void for_blocks(int64_t first, int64_t last, F&& f) {
   }
 }
 
-// Convolutions of at least this many multiply-adds and of at least two blocks of positions are cut
-// into a fixed number of chunks of consecutive output positions, which threads share; below it,
-// waking a second thread costs more than it saves (layers of the paper's shape: the first has
-// 8 000, the others 130 000 to 150 000), and a layer of one block would take two passes over its
-// weights instead of one (measured with eight positions per block: values+forces at N = 147 on
-// one thread 188-200 us against 197-223 us with the last two layers cut in two). Chunks are cut
-// whatever the thread count, so that results do not depend on it; min_blocks = 1 asks whether a
-// layer is large enough to share at all.
-constexpr int64_t kMinChunkedMultiplyAdds = 32768;
+// Convolutions of at least this many multiply-adds are shared by the threads; below it, waking a
+// second thread costs more than it saves (layers of the paper's shape: the first has 8 000, the
+// others 130 000 to 150 000).
+constexpr int64_t kMinSharedMultiplyAdds = 32768;
 constexpr int64_t kChunks = 2;
 
+bool large(const NativeEncoder::Layer& c) {
+  return c.out_length * c.out_channels * c.kernel * c.in_channels >= kMinSharedMultiplyAdds;
+}
+
+// Whether the backward pass of a large layer is cut into kChunks chunks of consecutive output
+// positions: whatever the thread count, so that results do not depend on it, and only with at least
+// two blocks of positions, since a layer of one block would take two passes over its weights
+// instead of one (measured with eight positions per block: values+forces at N = 147 on one thread
+// 188-200 us against 197-223 us with the last two layers cut in two).
 template <typename V>
-bool chunked(const NativeEncoder::Layer& c, int64_t min_blocks = kChunks) {
-  const int64_t multiply_adds = c.out_length * c.out_channels * c.kernel * c.in_channels;
-  return multiply_adds >= kMinChunkedMultiplyAdds && c.out_length >= std::max(min_blocks * kPositions<V>, kChunks);
+bool chunked(const NativeEncoder::Layer& c) {
+  return large(c) && c.out_length >= kChunks * kPositions<V>;
 }
 
 // Output positions first..last-1 of chunk `chunk` of kChunks.
@@ -278,26 +281,30 @@ std::pair<int64_t, int64_t> chunk_positions(const NativeEncoder::Layer& c, int64
   return {chunk * c.out_length / kChunks, (chunk + 1) * c.out_length / kChunks};
 }
 
-// Each chunk writes its own output positions, so sharing the forward pass changes no result.
 template <typename V>
 void conv_forward(const NativeEncoder::Layer& c, const double* x, double* y, std::vector<double>& padded, int threads) {
   const int64_t ci = c.in_channels, co = c.out_channels;
   padded.assign(static_cast<size_t>(padded_length(c) * ci), 0.0);
   std::copy(x, x + c.in_size(), padded.begin() + c.padding * ci);
   for (int64_t t = 0; t < c.out_length; ++t) std::copy(c.bias.begin(), c.bias.end(), y + t * co);
-  const auto run_positions = [&](int64_t first, int64_t last) {
-    for_blocks<V>(first, last, [&](int64_t t, int64_t count) {
-      accumulate_positions<V>(count, co, c.kernel * ci, padded.data() + t * c.stride * ci, c.stride * ci,
-                              c.weight.data(), co, y + t * co, co);
+  // Output channels first..first+count-1 of positions first_t..last_t-1.
+  const auto run = [&](int64_t first_t, int64_t last_t, int64_t first, int64_t count) {
+    for_blocks<V>(first_t, last_t, [&](int64_t t, int64_t n) {
+      accumulate_positions<V>(n, count, c.kernel * ci, padded.data() + t * c.stride * ci, c.stride * ci,
+                              c.weight.data() + first, co, y + t * co + first, co);
     });
   };
-  // Every output position's sum runs over the same weights in the same order however positions are
-  // grouped, so the forward pass may also cut a single block for threads to share.
-  const bool share = threads > 1 && chunked<V>(c, 1);
-  if (!chunked<V>(c) && !share) return run_positions(0, c.out_length);
+  // Every output's sum runs over the same weights in the same order however outputs are grouped,
+  // so threads may share the forward pass any way: halves of the output channels when they are
+  // whole pairs of vectors (no output then takes the scalar tail's other order), each thread then
+  // reading half the weights, else halves of the positions.
+  constexpr int64_t kPair = 2 * kLanes<V>;
+  const bool by_channels = co % (kChunks * kPair) == 0;
+  if (threads <= 1 || !large(c) || (!by_channels && c.out_length < kChunks)) return run(0, c.out_length, 0, co);
   parallel_chunks(threads, kChunks, [&](int64_t chunk, int) {
+    if (by_channels) return run(0, c.out_length, chunk * co / kChunks, co / kChunks);
     const auto [first, last] = chunk_positions(c, chunk);
-    run_positions(first, last);
+    run(first, last, 0, co);
   });
 }
 

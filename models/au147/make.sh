@@ -3,8 +3,8 @@
 # nothing: the shared recipe (models/make_model.sh: data, denoising trainings, export, chart,
 # held-out and thermal accuracy, off-chart warnings, structures made elsewhere), with structures
 # made by procedures the data never used for the novelty's far-off figure (far_off.py); then what
-# limits the thermal accuracy (thermal_ceiling.py). About 1 h 15 min
-# on 2 cores (data 30 min, two trainings 25 min, the rest 15 min).
+# limits the thermal accuracy (thermal_ceiling.py). About 1 h 15 min on 2 cores (data 30 min, two
+# trainings 25 min, the rest 15 min).
 # Usage: models/au147/make.sh [WORK_DIR] (default build/au147-model; an interrupted run resumes
 # where it stopped). TRAIN_SNAPSHOTS (default 32000) sets the size of the training set; a larger
 # value extends a finished set. SEEDS (default "0 1"): the trainings to choose from.
