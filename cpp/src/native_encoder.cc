@@ -256,10 +256,13 @@ void for_blocks(int64_t first, int64_t last, F&& f) {
   }
 }
 
-// Convolutions of at least this many multiply-adds are shared by the threads; below it, waking a
-// second thread costs more than it saves (layers of the paper's shape: the first has 8 000, the
-// others 130 000 to 150 000).
-constexpr int64_t kMinSharedMultiplyAdds = 32768;
+// Convolutions of at least this many multiply-adds (some 50 us of work) are shared by the threads.
+// Smaller ones are not: moving a layer's input and output between cores costs about what the
+// second thread saves. Measured with the paper's shape (layers of 8 000 to 150 000 multiply-adds),
+// values+forces at N = 147 / 309 on the C++ API, Intel Xeon VM, fastest of 2000 calls: sharing
+// them, 196 / 695 us on one thread and 151 / 417 us on two; never sharing, 183-188 / 670-680 us and
+// 127-134 / 390-395 us.
+constexpr int64_t kMinSharedMultiplyAdds = int64_t{1} << 20;
 constexpr int64_t kChunks = 2;
 
 bool large(const NativeEncoder::Layer& c) {
