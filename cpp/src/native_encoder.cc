@@ -513,8 +513,8 @@ void NativeEncoder::vjp(const double* dV_ds, double* dV_dg, int threads) const {
   const int64_t f = static_cast<int64_t>(recorded_activations_.back().size());
   std::vector<double>& grad = scratch_.grad;
   std::vector<double>& next = scratch_.next;
-  std::vector<std::vector<double>>& padded =
-      scratch_.padded_chunks;  // a convolution's padded input gradient, per chunk
+  // A convolution's padded input gradient, per chunk.
+  std::vector<std::vector<double>>& padded = scratch_.padded_chunks;
   grad.assign(static_cast<size_t>(f), 0.0);
   for (int64_t d = 0; d < n_cvs_; ++d) {
     const double* w = linear_weight_.data() + d * f;
