@@ -13,6 +13,7 @@
 #   TEST_SNAPSHOTS   snapshots of each held-out set (6000)
 #   SEEDS            trainings from different initial weights; the lowest validation loss ships ("0 1")
 #   FAR_OFF          extxyz of structures unlike the data, for the novelty's far-off figure (none)
+#   SUPERVISION      weight of the training's label term, `nanochart train --supervision` (0: off)
 #   NANOCHART, PYTHON  the executables (default: the repository's .venv, else PATH)
 set -euo pipefail
 if [[ $# -lt 2 ]]; then
@@ -31,6 +32,7 @@ nanochart=${NANOCHART:-$repo/.venv/bin/nanochart}
 python=${PYTHON:-$repo/.venv/bin/python}
 [[ -x $python ]] || python=python3
 seeds=${SEEDS:-0 1}
+supervision=${SUPERVISION:-0}
 mkdir -p "$work" "$here/chart"
 
 # Training set and an in-distribution held-out set (the default ladder, 0.19-0.43 of the bulk
@@ -50,7 +52,7 @@ for seed in $seeds; do
     resume=()
     [[ -f $run/checkpoint.pt ]] && resume=(--resume)
     "$nanochart" train "$work/train.extxyz" --out "$run" --activation silu --target quench --seed "$seed" \
-      --epochs 200 --patience 25 --batch-size 128 "${resume[@]}"
+      --epochs 200 --patience 25 --batch-size 128 --supervision "$supervision" "${resume[@]}"
   fi
   best=$("$python" -c 'import json, sys
 runs = [p for p in sys.argv[1:] if p]

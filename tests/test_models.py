@@ -120,7 +120,10 @@ def test_au147_meets_its_bars() -> None:
     held-out set flagged, at least 90% of the structures farther than the label-centroid spacing
     from every training structure."""
     held_out = json.loads((MODEL_DIR / "held_out.json").read_text())
-    assert held_out["accuracy"] >= 0.9 and held_out["n_fit"] >= 11_000
+    # The MD-ready CV issue's quenched bar (92%), met since the supervision term; its thermal bar is not.
+    assert held_out["accuracy"] >= 0.92 and held_out["n_fit"] >= 11_000
+    thermal = json.loads((MODEL_DIR / "thermal_held_out.json").read_text())
+    assert thermal["accuracy"] >= 0.92 and thermal["thermal"]["shift_ratio"] <= 0.25
     assert set(reference_chart()[1]) == {"Ih", "Dh", "fcc", "twin", "mix", "amorphous"}
     reference = nanochart.CV(MODEL).novelty_reference
     assert (reference.k, len(reference.reference_cvs)) == (5, 4000)

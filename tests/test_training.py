@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 
 import numpy as np
 import pytest
@@ -250,6 +251,24 @@ def test_command_line_end_to_end(tmp_path, motif_data, capsys, monkeypatch) -> N
         == 0
     )
     assert nanochart.CV(tmp_path / "m.pt").cv_names == ["a", "b", "c"]
+    supervised = tmp_path / "supervised"
+    assert (
+        main(
+            [
+                "train",
+                str(tmp_path / "data.extxyz"),
+                "--out",
+                str(supervised),
+                "--epochs",
+                "3",
+                "--supervision",
+                "1",
+            ]
+        )
+        == 0
+    )
+    assert json.loads((supervised / "training.json").read_text())["settings"]["supervision"] == 1.0
+    assert "validation_cross_entropy" in json.loads((supervised / "training.json").read_text())
     assert (
         main(["chart", str(tmp_path / "m.pt"), str(tmp_path / "data.extxyz"), "--out", str(tmp_path / "c")])
         == 0
@@ -565,3 +584,70 @@ def test_clustered_standard_error() -> None:
     alike = np.repeat(per_group, 10)
     expected = np.std(per_group.astype(float), ddof=1) / np.sqrt(20)
     assert clustered_standard_error(alike, np.repeat(np.arange(20), 10)) == pytest.approx(expected)
+
+
+def test_supervision_trains_a_head_on_the_codes_and_resumes(tmp_path, motif_data) -> None:
+    frames, rdfs, _ = motif_data
+    labels = np.array([atoms.info["label"] for atoms in frames])
+    settings = {
+        "epochs": 20,
+        "patience": 100,
+        "batch_size": 16,
+        "seed": 3,
+        "progress": False,
+        "channels": (4, 8, 8, 8, 8),
+    }
+    model = ChartAutoencoder(**settings, supervision=1.0).fit(rdfs, labels=labels)
+    assert list(model.classes_) == ["Dh", "Ih", "fcc"]
+    # The head learns the labels from the 3 codes: cross-entropy well below chance (ln 3 = 1.10)
+    # on the validation structures, which it never trained on.
+    entropy = model.history_["validation_cross_entropy"]
+    assert len(entropy) == len(model.history_["validation"]) == 20
+    assert entropy[model.best_epoch_] < 0.5 * np.log(3), entropy
+    with torch.no_grad():
+        logits = model.head_(torch.tensor(model.transform(rdfs), dtype=torch.float32))
+    held = model.validation_indices_
+    assert (model.classes_[logits.argmax(1).numpy()][held] == labels[held]).mean() >= 0.9
+    # Early stopping watches reconstruction + weight x cross-entropy; the summary reports both.
+    best = model.best_epoch_
+    assert model.best_loss_ == pytest.approx(model.history_["validation"][best] + entropy[best])
+    summary = model.summary()
+    assert summary["validation_loss"] == model.history_["validation"][best]
+    assert summary["validation_cross_entropy"] == entropy[best]
+    assert summary["settings"]["supervision"] == 1.0
+    # A resumed run (head and label names from the checkpoint) repeats an uninterrupted one.
+    checkpoint = tmp_path / "ck.pt"
+    ChartAutoencoder(**{**settings, "epochs": 12}, supervision=1.0, checkpoint=checkpoint).fit(
+        rdfs, labels=labels
+    )
+    resumed = ChartAutoencoder(**settings, supervision=1.0, checkpoint=checkpoint).fit(
+        rdfs, labels=labels, resume=True
+    )
+    np.testing.assert_allclose(resumed.history_["train"], model.history_["train"], rtol=1e-10)
+    np.testing.assert_allclose(
+        resumed.history_["validation_cross_entropy"], model.history_["validation_cross_entropy"], rtol=1e-10
+    )
+    np.testing.assert_allclose(resumed.transform(rdfs), model.transform(rdfs), rtol=0, atol=1e-8)
+    with pytest.raises(ValueError, match="labels"):
+        ChartAutoencoder(**settings, supervision=1.0, checkpoint=checkpoint).fit(
+            rdfs, labels=np.where(labels == "fcc", "twin", labels), resume=True
+        )
+
+
+def test_supervision_off_ignores_labels_and_bad_labels_are_refused(motif_data) -> None:
+    frames, rdfs, _ = motif_data
+    labels = np.array([atoms.info["label"] for atoms in frames])
+    settings = {"epochs": 3, "patience": 100, "seed": 2, "progress": False, "channels": (4, 8, 8, 8, 8)}
+    plain = ChartAutoencoder(**settings).fit(rdfs)
+    ignored = ChartAutoencoder(**settings).fit(rdfs, labels=labels)
+    np.testing.assert_array_equal(plain.transform(rdfs), ignored.transform(rdfs))
+    assert plain.head_ is None and "validation_cross_entropy" not in plain.summary()
+    supervised = {**settings, "supervision": 0.5}
+    with pytest.raises(ValueError, match="needs each sample's label"):
+        ChartAutoencoder(**supervised).fit(rdfs)
+    with pytest.raises(ValueError, match="one entry per sample"):
+        ChartAutoencoder(**supervised).fit(rdfs, labels=labels[:-1])
+    with pytest.raises(ValueError, match="at least two labels"):
+        ChartAutoencoder(**supervised).fit(rdfs, labels=np.full(len(rdfs), "Ih"))
+    with pytest.raises(ValueError, match="supervision must be"):
+        ChartAutoencoder(**{**settings, "supervision": -1.0}).fit(rdfs, labels=labels)

@@ -7,7 +7,7 @@ Each structure's info key `source` names its group:
   octahedron, truncated octahedra) cut to the 147 atoms nearest their centre (not the generator's
   rule), each ideal and with random displacements of 0.05, 0.1 and 0.2 angstrom;
 - strained: the 147-atom icosahedron, Ino decahedron and cuboctahedron scaled by 0.8 to 1.2 (the
-  lattice of another metal: Cu's is 0.89 of gold's, Pt's 0.96), ideal and with 0.1 angstrom
+  lattice of another metal: Cu's is 0.89 of gold's, Pt's 0.96), ideal and with 0.05 and 0.1 angstrom
   displacements;
 - random: 147 atoms placed at random in a sphere of bulk gold's density, at least 2.3 angstrom apart
   (a gas frozen without relaxing);
@@ -60,7 +60,7 @@ def structures(rng: np.random.Generator) -> list[Atoms]:
             out.append(("trimmed", atoms))
     for motif in (Icosahedron("Au", 4), Decahedron("Au", 4, 4, 0), Octahedron("Au", 7, 3)):
         for factor in (0.8, 0.85, 0.9, 0.95, 1.05, 1.1, 1.15, 1.2):
-            for amplitude in (0.0, 0.1):
+            for amplitude in (0.0, 0.05, 0.1):
                 atoms = motif.copy()
                 atoms.positions = factor * atoms.positions + amplitude * rng.normal(
                     size=atoms.positions.shape

@@ -7,7 +7,9 @@
 # trainings 25 min, the rest 15 min).
 # Usage: models/au147/make.sh [WORK_DIR] (default build/au147-model; an interrupted run resumes
 # where it stopped). TRAIN_SNAPSHOTS (default 32000) sets the size of the training set; a larger
-# value extends a finished set. SEEDS (default "0 1"): the trainings to choose from.
+# value extends a finished set. SEEDS (default "0 1"): the trainings to choose from. SUPERVISION
+# (default 1): weight of the training's label term (`nanochart train --supervision`; 0 trains
+# without labels, as the models before 2026-12-03).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -20,7 +22,7 @@ mkdir -p "$work"
 
 "$python" "$here/far_off.py" "$work"
 FAR_OFF=$work/far_off.extxyz TRAIN_SNAPSHOTS=${TRAIN_SNAPSHOTS:-32000} TEST_SNAPSHOTS=6000 \
-  "$here/../make_model.sh" Au 147 "$work"
+  SUPERVISION=${SUPERVISION:-1} "$here/../make_model.sh" Au 147 "$work"
 
 "$python" "$here/thermal_ceiling.py" "$work" --variants
 

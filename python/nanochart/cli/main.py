@@ -41,6 +41,7 @@ def _train(args: argparse.Namespace) -> None:
         args.out,
         resume=args.resume,
         consistency=args.consistency,
+        supervision=args.supervision,
         n_cvs=args.n_cvs,
         channels=args.channels,
         kernel_size=args.kernel_size,
@@ -57,10 +58,19 @@ def _train(args: argparse.Namespace) -> None:
     summary = run.summary
     print(
         f"training   {summary['epochs_run']} epochs, best {summary['best_epoch']}: train loss "
-        f"{summary['train_loss']:.4g}, validation loss {summary['validation_loss']:.4g} (standardised MSE)"
+        f"{summary['train_loss']:.4g}, {_validation_losses(summary)}"
     )
     _print_outputs(run.outputs)
     print(f"next       nanochart export {run.outputs['checkpoint']} --out model.pt")
+
+
+def _validation_losses(summary: dict) -> str:
+    """The best epoch's validation loss (standardised MSE), with the supervision term's cross-entropy
+    when the run had one."""
+    text = f"validation loss {summary['validation_loss']:.4g} (standardised MSE)"
+    if "validation_cross_entropy" in summary:
+        text += f", label cross-entropy {summary['validation_cross_entropy']:.4g}"
+    return text
 
 
 def _export(args: argparse.Namespace) -> None:
@@ -69,7 +79,7 @@ def _export(args: argparse.Namespace) -> None:
     names = args.cv_names.split(",") if args.cv_names else None
     path, model = export_checkpoint(args.checkpoint, args.out, cv_names=names)
     print(
-        f"wrote      {path} (TorchScript encoder with nanochart.json; validation loss {model.best_loss_:.4g})"
+        f"wrote      {path} (TorchScript encoder with nanochart.json; {_validation_losses(model.summary())})"
     )
 
 
@@ -521,6 +531,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=fit["consistency"],
         help="weight of the term that pulls each thermal snapshot's CVs onto its quench's, relative "
         f"to the spread of the chart ({fit['consistency']:g}; 0 turns it off)",
+    )
+    train.add_argument(
+        "--supervision",
+        type=float,
+        default=fit["supervision"],
+        help="weight of a term that asks the chart to keep the data's CNA labels apart (a classifier "
+        f"head on the CVs, not exported; {fit['supervision']:g}: off, the chart learns without labels)",
     )
     train.add_argument(
         "--batch-size",

@@ -18,7 +18,13 @@ from scipy.spatial.distance import pdist
 
 from .. import _core
 from ..core.rdf import DEFAULT_BINS, DEFAULT_CUTOFF_SIGMAS, DEFAULT_SIGMA, RdfSettings
-from ..data.structures import check_structures, positions_of, read_structures, thermal_frames
+from ..data.structures import (
+    check_structures,
+    positions_of,
+    read_structures,
+    structure_labels,
+    thermal_frames,
+)
 
 #: Featurisation batch (structures per core call): large enough to keep both cores busy, small
 #: enough for a responsive progress bar.
@@ -143,6 +149,17 @@ class TrainingData:
         onto by the autoencoder's consistency term. Quenches come first, row i being structure i,
         so a row's group is its quench's row."""
         return self.groups
+
+    def sample_labels(self) -> np.ndarray:
+        """Each row's structure label (a thermal snapshot carries its quench's), for the
+        autoencoder's supervision term."""
+        labels = structure_labels(self.frames)
+        if labels is None:
+            raise ValueError(
+                f"{self.source or 'the data'} has no structure labels (info 'label'): supervision needs "
+                "a data set from `nanochart generate`, or train with --supervision 0"
+            )
+        return np.asarray(labels)[self.groups]
 
 
 #: Training targets: "input" rebuilds each RDF from itself (the paper); "quench" rebuilds the RDF of

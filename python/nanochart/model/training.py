@@ -48,9 +48,20 @@ class ChartAutoencoder(TransformerMixin, BaseEstimator):
     loss that ``history_`` records and early stopping watches is the reconstruction error alone,
     so runs with and without the term compare.
 
+    ``supervision`` weighs a cross-entropy term of a small classifier head on the codes (n_cvs ->
+    32 -> one logit per label, SiLU), fitted to each sample's label (``fit``'s ``labels``: a thermal
+    snapshot carries its quench's): it asks the chart to keep apart structures of different labels
+    that the reconstruction alone lets overlap. Early stopping then watches the validation
+    reconstruction error plus ``supervision`` times the head's validation cross-entropy (the
+    reconstruction alone would keep the epochs before the head has learned anything);
+    ``history_["validation"]`` stays the reconstruction error, and
+    ``history_["validation_cross_entropy"]`` holds the other. The head is not exported; the encoder
+    alone is the model. 0 (the default) trains without labels, as the paper did.
+
     Parameters are stored as given (scikit-learn convention); fitted state ends in ``_``:
     ``autoencoder_``, ``history_`` (train/validation loss per epoch), ``best_epoch_``,
-    ``n_bins_``, ``train_indices_``, ``validation_indices_``. ``metadata`` is stored in checkpoints
+    ``n_bins_``, ``train_indices_``, ``validation_indices_``, ``classes_`` (the labels of the
+    supervision term, empty without it). ``metadata`` is stored in checkpoints
     as given (the command line keeps the RDF settings, elements and cluster size there, so that a
     checkpoint alone can be exported).
     """
@@ -60,6 +71,8 @@ class ChartAutoencoder(TransformerMixin, BaseEstimator):
     history_: dict[str, list[float]]
     best_loss_: float
     best_epoch_: int
+    classes_: np.ndarray
+    head_: torch.nn.Module | None
 
     def __init__(
         self,
@@ -73,6 +86,7 @@ class ChartAutoencoder(TransformerMixin, BaseEstimator):
         learning_rate: float = 1e-3,
         patience: int = 30,
         consistency: float = 1.0,
+        supervision: float = 0.0,
         validation_fraction: float = 0.2,
         seed: int = 0,
         device: str = "cpu",
@@ -90,6 +104,7 @@ class ChartAutoencoder(TransformerMixin, BaseEstimator):
         self.learning_rate = learning_rate
         self.patience = patience
         self.consistency = consistency
+        self.supervision = supervision
         self.validation_fraction = validation_fraction
         self.seed = seed
         self.device = device
@@ -106,14 +121,17 @@ class ChartAutoencoder(TransformerMixin, BaseEstimator):
         *,
         groups: np.ndarray | None = None,
         anchors: np.ndarray | None = None,
+        labels: Sequence[str] | np.ndarray | None = None,
         resume: bool = False,
     ) -> ChartAutoencoder:
         """Train on RDFs ``X`` of shape (n_samples, n_bins) to rebuild ``y`` (same shape; default
         ``X``, a plain autoencoder). ``groups`` (n_samples,): samples of one group (a quench and its
         thermal snapshots) go to the same side of the train/validation split. ``anchors``
         (n_samples,): the row of ``X`` whose code each sample's code is pulled onto when
-        ``consistency`` > 0 (default: itself); it must lie in the sample's group. With ``resume`` and
-        an existing ``checkpoint`` file, training continues where that checkpoint stopped."""
+        ``consistency`` > 0 (default: itself); it must lie in the sample's group. ``labels``
+        (n_samples,): each sample's structure label, needed when ``supervision`` > 0. With
+        ``resume`` and an existing ``checkpoint`` file, training continues where that checkpoint
+        stopped."""
         from tqdm.auto import tqdm
 
         X = self._check_rdfs(X, fitting=True)
@@ -132,6 +150,9 @@ class ChartAutoencoder(TransformerMixin, BaseEstimator):
             raise ValueError("every anchor must be a row of X in the same group as its sample")
         if float(self.consistency) < 0:
             raise ValueError(f"consistency must be >= 0, got {self.consistency}")
+        if float(self.supervision) < 0:
+            raise ValueError(f"supervision must be >= 0, got {self.supervision}")
+        classes, label_codes = self._check_labels(labels, len(X))
         if int(self.n_cvs) < 1:
             raise ValueError(f"n_cvs (the latent size) must be at least 1, got {self.n_cvs}")
         device = torch.device(self.device)
@@ -141,10 +162,15 @@ class ChartAutoencoder(TransformerMixin, BaseEstimator):
             else None
         )
         if state is None:
-            self._start(X, groups)
+            self._start(X, groups, classes)
         else:
             self._check_resumable(state, X)
             self._restore(state)
+            if not np.array_equal(self.classes_, classes):
+                raise ValueError(
+                    f"the checkpoint was trained on the labels {list(self.classes_)}, the data have "
+                    f"{list(classes)}: resume with the same data set and supervision"
+                )
         inputs = torch.tensor(X, dtype=torch.float32, device=device)
         targets = inputs if y is X else torch.tensor(y, dtype=torch.float32, device=device)
         split = {
@@ -157,8 +183,13 @@ class ChartAutoencoder(TransformerMixin, BaseEstimator):
         anchor_inputs = inputs[torch.as_tensor(anchors, device=device)[split["train"]]]
         # Without anchors elsewhere than on the samples themselves there is nothing to pull.
         pull = float(self.consistency) if np.any(anchors != np.arange(len(X))) else 0.0
+        codes = torch.as_tensor(label_codes, device=device) if label_codes is not None else None
+        train_labels = codes[split["train"]] if codes is not None else None
+        validation_labels = codes[split["validation"]] if codes is not None else None
         model = self.autoencoder_.to(device)
-        optimizer = torch.optim.Adam(model.parameters(), lr=self.learning_rate)
+        head = self.head_.to(device) if self.head_ is not None else None
+        parameters = [*model.parameters(), *(head.parameters() if head is not None else [])]
+        optimizer = torch.optim.Adam(parameters, lr=self.learning_rate)
         if state is not None:
             optimizer.load_state_dict(state["optimizer"])
 
@@ -173,12 +204,25 @@ class ChartAutoencoder(TransformerMixin, BaseEstimator):
         for epoch in bar:
             # The shuffle depends on (seed, epoch) only, so a resumed run repeats an uninterrupted one.
             generator = torch.Generator().manual_seed(int(self.seed) * 1_000_003 + epoch)
-            train_loss = self._epoch(model, optimizer, train, (anchor_inputs, pull), generator, device)
+            train_loss = self._epoch(
+                model,
+                optimizer,
+                train,
+                (anchor_inputs, pull),
+                (head, train_labels, float(self.supervision)),
+                generator,
+                device,
+            )
             validation_loss = self._loss(model, validation)
             self.history_["train"].append(train_loss)
             self.history_["validation"].append(validation_loss)
-            if validation_loss < self.best_loss_:
-                self.best_loss_, self.best_epoch_ = validation_loss, epoch
+            watched = validation_loss
+            if head is not None and validation_labels is not None:
+                cross_entropy = self._cross_entropy(model, head, validation[0], validation_labels)
+                self.history_.setdefault("validation_cross_entropy", []).append(cross_entropy)
+                watched += float(self.supervision) * cross_entropy
+            if watched < self.best_loss_:
+                self.best_loss_, self.best_epoch_ = watched, epoch
                 self._best_state = copy.deepcopy(model.state_dict())
             bar.set_postfix(
                 train=f"{train_loss:.4g}", validation=f"{validation_loss:.4g}", best=self.best_epoch_
@@ -190,9 +234,35 @@ class ChartAutoencoder(TransformerMixin, BaseEstimator):
         bar.close()
         model.load_state_dict(self._best_state)
         self.autoencoder_ = model.cpu().double().eval()
+        self.head_ = head.cpu() if head is not None else None
         return self
 
-    def _start(self, X: np.ndarray, groups: np.ndarray) -> None:
+    def _check_labels(
+        self, labels: Sequence[str] | np.ndarray | None, n_samples: int
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """The sorted label names and each sample's index among them; empty and None when the
+        supervision term is off (labels are then not needed, and ignored)."""
+        if not float(self.supervision):
+            return np.array([], dtype=str), None
+        if labels is None:
+            raise ValueError(
+                "supervision > 0 needs each sample's label (fit's labels=): data sets from "
+                "`nanochart generate` carry them"
+            )
+        labels = np.asarray(labels).astype(str)
+        if labels.shape != (n_samples,):
+            raise ValueError(f"labels must have one entry per sample ({n_samples}), got shape {labels.shape}")
+        classes, codes = np.unique(labels, return_inverse=True)
+        if len(classes) < 2:
+            raise ValueError(f"supervision needs at least two labels, the data have {list(classes)}")
+        return classes, codes
+
+    def _new_head(self, n_classes: int) -> torch.nn.Module:
+        return torch.nn.Sequential(
+            torch.nn.Linear(int(self.n_cvs), 32), torch.nn.SiLU(), torch.nn.Linear(32, n_classes)
+        )
+
+    def _start(self, X: np.ndarray, groups: np.ndarray, classes: np.ndarray) -> None:
         torch.manual_seed(int(self.seed))
         rng = np.random.default_rng(int(self.seed))
         names, members = np.unique(groups, return_inverse=True)
@@ -207,6 +277,8 @@ class ChartAutoencoder(TransformerMixin, BaseEstimator):
         model = self._new_autoencoder()
         model.encoder.set_input_scaling(torch.tensor(X[self.train_indices_], dtype=torch.float32))
         self.autoencoder_ = model
+        self.classes_ = classes
+        self.head_ = self._new_head(len(classes)) if len(classes) else None
         self.history_ = {"train": [], "validation": []}
         self.best_loss_, self.best_epoch_ = math.inf, -1
         self._best_state = copy.deepcopy(model.state_dict())
@@ -227,12 +299,15 @@ class ChartAutoencoder(TransformerMixin, BaseEstimator):
         optimizer,
         train: tuple[torch.Tensor, torch.Tensor],
         anchoring: tuple[torch.Tensor, float],
+        supervising: tuple[torch.nn.Module | None, torch.Tensor | None, float],
         generator,
         device,
     ) -> float:
         """One pass over the training samples; ``anchoring`` is (each sample's anchor input, weight
-        of the consistency term)."""
+        of the consistency term), ``supervising`` (classifier head, each sample's label index,
+        weight of the supervision term)."""
         model.train()
+        head, labels, supervision = supervising
         inputs, targets = train
         anchor_inputs, weight = anchoring
         order = torch.randperm(len(inputs), generator=generator).to(device)
@@ -247,14 +322,17 @@ class ChartAutoencoder(TransformerMixin, BaseEstimator):
                 z, z_anchor = model.encoder(both).split(len(batch))
                 rebuilt = model.decoder(z)
             else:
-                _, rebuilt = model(inputs[batch])
+                z, rebuilt = model(inputs[batch])
             loss = torch.nn.functional.mse_loss(rebuilt, model.encoder.standardize(targets[batch]))
+            total_loss = loss
             if weight:
                 spread = z_anchor.var(dim=0).sum().clamp_min(1e-12)
                 pull = ((z - z_anchor) ** 2).sum(dim=1).mean() / spread
-                total_loss = loss + weight * pull
-            else:
-                total_loss = loss
+                total_loss = total_loss + weight * pull
+            if supervision and head is not None and labels is not None:
+                total_loss = total_loss + supervision * torch.nn.functional.cross_entropy(
+                    head(z), labels[batch]
+                )
             optimizer.zero_grad()
             total_loss.backward()
             optimizer.step()
@@ -268,6 +346,13 @@ class ChartAutoencoder(TransformerMixin, BaseEstimator):
         with torch.no_grad():
             _, rebuilt = model(inputs)
             return float(torch.nn.functional.mse_loss(rebuilt, model.encoder.standardize(targets)))
+
+    @staticmethod
+    def _cross_entropy(model, head, inputs: torch.Tensor, labels: torch.Tensor) -> float:
+        model.eval()
+        head.eval()
+        with torch.no_grad():
+            return float(torch.nn.functional.cross_entropy(head(model.encoder(inputs)), labels))
 
     # -- using the fitted model ------------------------------------------------------------------
 
@@ -290,7 +375,16 @@ class ChartAutoencoder(TransformerMixin, BaseEstimator):
             "best_epoch": int(self.best_epoch_),
             "epochs_run": len(self.history_["train"]),
             "train_loss": float(self.history_["train"][self.best_epoch_]),
-            "validation_loss": float(self.best_loss_),
+            "validation_loss": float(self.history_["validation"][self.best_epoch_]),
+            **(
+                {
+                    "validation_cross_entropy": float(
+                        self.history_["validation_cross_entropy"][self.best_epoch_]
+                    )
+                }
+                if "validation_cross_entropy" in self.history_
+                else {}
+            ),
             "settings": {
                 k: (list(v) if isinstance(v, tuple) else v)
                 for k, v in self.get_params().items()
@@ -346,6 +440,8 @@ class ChartAutoencoder(TransformerMixin, BaseEstimator):
             "n_bins": self.n_bins_,
             "train_indices": self.train_indices_,
             "validation_indices": self.validation_indices_,
+            "classes": list(self.classes_),
+            "head": self.head_.state_dict() if self.head_ is not None else None,
         }
         partial = path.with_suffix(path.suffix + ".partial")
         torch.save(state, partial)
@@ -373,6 +469,11 @@ class ChartAutoencoder(TransformerMixin, BaseEstimator):
         self._best_state = state["best_model"]
         self.history_ = state["history"]
         self.best_loss_, self.best_epoch_ = state["best_loss"], state["best_epoch"]
+        # Checkpoints written before the supervision term have neither key.
+        self.classes_ = np.array(state.get("classes", []), dtype=str)
+        self.head_ = self._new_head(len(self.classes_)) if len(self.classes_) else None
+        if self.head_ is not None and state.get("head") is not None:
+            self.head_.load_state_dict(state["head"])
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike[str]) -> ChartAutoencoder:

@@ -34,7 +34,10 @@ def train(
     if resume and not checkpoint.is_file():
         raise FileNotFoundError(f"resume: no checkpoint at {checkpoint}")
     model = ChartAutoencoder(**params, checkpoint=checkpoint, metadata=data.model_metadata())
-    model.fit(data.inputs, data.targets, groups=data.groups, anchors=data.anchors, resume=resume)
+    labels = data.sample_labels() if params.get("supervision") else None
+    model.fit(
+        data.inputs, data.targets, groups=data.groups, anchors=data.anchors, labels=labels, resume=resume
+    )
     summary = model.summary()
     (out / "training.json").write_text(json.dumps(summary, indent=1))
     outputs = {
