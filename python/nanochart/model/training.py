@@ -45,15 +45,15 @@ class ChartAutoencoder(TransformerMixin, BaseEstimator):
     and quenches together relative to the spread of the chart, not by shrinking or growing it (with
     the spread held fixed in the gradient, the term kept pushing the codes smaller and the decoder
     kept undoing it, and snapshot-to-quench distances ended larger than without the term). The
-    loss that ``history_`` records and early stopping watches is the reconstruction error alone,
-    so runs with and without the term compare.
+    loss that ``history_`` records and early stopping watches (without the supervision term) is the
+    reconstruction error alone, so runs with and without the term compare.
 
     ``supervision`` weighs a cross-entropy term of a small classifier head on the codes (n_cvs ->
     32 -> one logit per label, SiLU), fitted to each sample's label (``fit``'s ``labels``: a thermal
     snapshot carries its quench's): it asks the chart to keep apart structures of different labels
     that the reconstruction alone lets overlap. Early stopping then watches the validation
     reconstruction error plus ``supervision`` times the head's validation cross-entropy (the
-    reconstruction alone would keep the epochs before the head has learned anything);
+    reconstruction alone can keep an epoch before the head has learned the labels);
     ``history_["validation"]`` stays the reconstruction error, and
     ``history_["validation_cross_entropy"]`` holds the other. The head is not exported; the encoder
     alone is the model. 0 (the default) trains without labels, as the paper did.
@@ -308,6 +308,8 @@ class ChartAutoencoder(TransformerMixin, BaseEstimator):
         weight of the supervision term)."""
         model.train()
         head, labels, supervision = supervising
+        if head is not None:
+            head.train()
         inputs, targets = train
         anchor_inputs, weight = anchoring
         order = torch.randperm(len(inputs), generator=generator).to(device)
