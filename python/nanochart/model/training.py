@@ -213,12 +213,11 @@ class ChartAutoencoder(TransformerMixin, BaseEstimator):
                 generator,
                 device,
             )
-            validation_loss = self._loss(model, validation)
+            validation_loss, cross_entropy = self._validation(model, validation, head, validation_labels)
             self.history_["train"].append(train_loss)
             self.history_["validation"].append(validation_loss)
             watched = validation_loss
-            if head is not None and validation_labels is not None:
-                cross_entropy = self._cross_entropy(model, head, validation[0], validation_labels)
+            if cross_entropy is not None:
                 self.history_.setdefault("validation_cross_entropy", []).append(cross_entropy)
                 watched += float(self.supervision) * cross_entropy
             if watched < self.best_loss_:
@@ -331,7 +330,7 @@ class ChartAutoencoder(TransformerMixin, BaseEstimator):
                 spread = z_anchor.var(dim=0).sum().clamp_min(1e-12)
                 pull = ((z - z_anchor) ** 2).sum(dim=1).mean() / spread
                 total_loss = total_loss + weight * pull
-            if supervision and head is not None and labels is not None:
+            if head is not None and labels is not None:
                 total_loss = total_loss + supervision * torch.nn.functional.cross_entropy(
                     head(z), labels[batch]
                 )
@@ -342,19 +341,20 @@ class ChartAutoencoder(TransformerMixin, BaseEstimator):
         return total / sum(len(b) for b in batches)
 
     @staticmethod
-    def _loss(model, data: tuple[torch.Tensor, torch.Tensor]) -> float:
+    def _validation(
+        model, data: tuple[torch.Tensor, torch.Tensor], head, labels: torch.Tensor | None
+    ) -> tuple[float, float | None]:
+        """Reconstruction error on ``data`` and, with a head, its cross-entropy on the same codes
+        (one encoder pass for both)."""
         model.eval()
         inputs, targets = data
         with torch.no_grad():
-            _, rebuilt = model(inputs)
-            return float(torch.nn.functional.mse_loss(rebuilt, model.encoder.standardize(targets)))
-
-    @staticmethod
-    def _cross_entropy(model, head, inputs: torch.Tensor, labels: torch.Tensor) -> float:
-        model.eval()
-        head.eval()
-        with torch.no_grad():
-            return float(torch.nn.functional.cross_entropy(head(model.encoder(inputs)), labels))
+            z, rebuilt = model(inputs)
+            loss = float(torch.nn.functional.mse_loss(rebuilt, model.encoder.standardize(targets)))
+            if head is None or labels is None:
+                return loss, None
+            head.eval()
+            return loss, float(torch.nn.functional.cross_entropy(head(z), labels))
 
     # -- using the fitted model ------------------------------------------------------------------
 
@@ -370,7 +370,7 @@ class ChartAutoencoder(TransformerMixin, BaseEstimator):
 
     def summary(self) -> dict[str, Any]:
         """Training settings and results, as stored in the exported model's metadata."""
-        return {
+        summary: dict[str, Any] = {
             "n_structures": int(len(self.train_indices_) + len(self.validation_indices_)),
             "n_train": len(self.train_indices_),
             "n_validation": len(self.validation_indices_),
@@ -378,21 +378,17 @@ class ChartAutoencoder(TransformerMixin, BaseEstimator):
             "epochs_run": len(self.history_["train"]),
             "train_loss": float(self.history_["train"][self.best_epoch_]),
             "validation_loss": float(self.history_["validation"][self.best_epoch_]),
-            **(
-                {
-                    "validation_cross_entropy": float(
-                        self.history_["validation_cross_entropy"][self.best_epoch_]
-                    )
-                }
-                if "validation_cross_entropy" in self.history_
-                else {}
-            ),
-            "settings": {
-                k: (list(v) if isinstance(v, tuple) else v)
-                for k, v in self.get_params().items()
-                if k not in ("checkpoint", "progress", "metadata")
-            },
         }
+        if "validation_cross_entropy" in self.history_:
+            summary["validation_cross_entropy"] = float(
+                self.history_["validation_cross_entropy"][self.best_epoch_]
+            )
+        summary["settings"] = {
+            k: (list(v) if isinstance(v, tuple) else v)
+            for k, v in self.get_params().items()
+            if k not in ("checkpoint", "progress", "metadata")
+        }
+        return summary
 
     def export(
         self,
