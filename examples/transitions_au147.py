@@ -30,7 +30,7 @@ from nanochart.chart.charting import read_chart_cvs
 from nanochart.data.cna import CLUSTER_LABELS, analyse
 from nanochart.plots import colvar_fields, pyplot
 from nanochart.simulation.lammps_session import quench_frames
-from nanochart.simulation.md import run_md, run_walkers
+from nanochart.simulation.md import cv_fluctuations, run_md, run_walkers
 from nanochart.simulation.plumed_input import (
     MetadSettings,
     OpesSettings,
@@ -54,8 +54,8 @@ MOTIFS = HERE / "data" / "au147_motifs.extxyz"
 #: would otherwise stretch the scale over the basins).
 FES_CAP_KJ_MOL = 80.0
 TIMESTEP_PS = 0.0025  # 400 steps per ps, so that frames fall on whole ps
-#: The biases of this example, found by trying (README, "Enhanced sampling"): Gaussians a quarter
-#: of each CV's spread on the chart wide, walls at the chart's edges.
+#: The biases of this example, found by trying (README, "Enhanced sampling"); widths: the start
+#: basin's thermal spread (--sigma to set them), walls at the chart's edges.
 BIASES = {
     "metad": MetadSettings(height=5.0, pace=250, biasfactor=50.0, width=0.25),
     "opes": OpesSettings(barrier=300.0, pace=250, width=0.25),
@@ -97,7 +97,13 @@ def main() -> None:
         "--sigma",
         type=lambda text: tuple(float(v) for v in text.split(",")),
         help="widths of the Gaussians or kernels in CV units, one per biased CV, comma-separated"
-        " (default: a quarter of each CV's spread on the chart)",
+        " (default: each CV's standard deviation in --fluctuation-ps of unbiased MD from the start)",
+    )
+    parser.add_argument(
+        "--fluctuation-ps",
+        type=float,
+        default=20.0,
+        help="ps of unbiased MD from the start that measure the default widths (default 20)",
     )
     parser.add_argument(
         "--start",
@@ -127,6 +133,28 @@ def main() -> None:
         bias = dataclasses.replace(bias, biasfactor=args.biasfactor)
     if args.sigma is not None and bias is not None:
         bias = dataclasses.replace(bias, sigma=args.sigma)
+    start = (
+        read(args.start, index=-1)
+        if args.start is not None
+        else next(atoms for atoms in read(MOTIFS, index=":") if atoms.info.get("motif") == "Ih")
+    )
+    if args.sigma is None and bias is not None and not args.analyse_only:
+        # The start basin's thermal spread: widths from the chart's spread follow its far tails.
+        widths = cv_fluctuations(
+            start,
+            MODEL,
+            out / "fluctuations",
+            temperature=args.temperature,
+            picoseconds=args.fluctuation_ps,
+            timestep=TIMESTEP_PS,
+            seed=args.seed,
+            plugin=plugin_path(),
+        )[: args.cvs]
+        bias = dataclasses.replace(bias, sigma=tuple(float(w) for w in widths))
+        print(
+            f"widths: {', '.join(f'{w:.3g}' for w in widths)} CV units (standard deviations over"
+            f" {args.fluctuation_ps:g} ps of unbiased MD from the start)"
+        )
     text = plumed_input(
         MODEL,
         plugin=plugin_path(),
@@ -137,11 +165,6 @@ def main() -> None:
         active=args.method != "unbiased",
         walls=True,
         biased=args.cvs,
-    )
-    start = (
-        read(args.start, index=-1)
-        if args.start is not None
-        else next(atoms for atoms in read(MOTIFS, index=":") if atoms.info.get("motif") == "Ih")
     )
     options = {
         "steps": round(args.ns * 1000 * steps_per_ps),
@@ -244,8 +267,13 @@ def free_energies(
     plane = np.concatenate(planes)[order]
     population = reweighted_population(all_labels, all_log_weights)
     ranked = sorted(population, key=population.__getitem__, reverse=True)
-    a, b = (ranked[0], ranked[1]) if len(ranked) > 1 else (ranked[0], ranked[0])
-    delta, error = free_energy_difference(all_labels, all_log_weights, a, b, temperature)
+    a, b = ranked[0], (ranked[1] if len(ranked) > 1 else None)
+    # One motif after the skipped stretch has no difference to give (not a difference of zero).
+    delta, error = (
+        free_energy_difference(all_labels, all_log_weights, a, b, temperature)
+        if b is not None
+        else (float("nan"), float("nan"))
+    )
     x_edges, y_edges, fes = free_energy_surface(
         plane[:, 0], plane[:, 1], all_log_weights, temperature, bins=40
     )
@@ -259,10 +287,13 @@ def free_energies(
         cap=FES_CAP_KJ_MOL,
         title=f"reweighted F at {temperature:g} K: {len(all_labels)} quenched frames after {skip_ps:g} ps",
     )
-    print(
-        f"  F({a}) - F({b}) = {delta:.1f} +- {error:.1f} kJ/mol"
-        f" ({len(all_labels)} frames after {skip_ps:g} ps)"
-    )
+    if b is None:
+        print(f"  only {a} after {skip_ps:g} ps ({len(all_labels)} frames): no free-energy difference")
+    else:
+        print(
+            f"  F({a}) - F({b}) = {delta:.1f} +- {error:.1f} kJ/mol"
+            f" ({len(all_labels)} frames after {skip_ps:g} ps)"
+        )
     print(f"wrote {png}")
     return {
         "weights": column,

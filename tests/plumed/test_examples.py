@@ -68,6 +68,11 @@ def test_transitions_example(tmp_path, method) -> None:
         assert fe["skip_ps"] == pytest.approx(1.2) and fe["frames"] == 5, "frames from 2 ps on"
         assert sum(fe["reweighted_population"].values()) == pytest.approx(1.0)
         assert (tmp_path / method / "fes.png").read_bytes()[:4] == b"\x89PNG"
+        # Default widths: the CVs' standard deviations over unbiased MD from the start.
+        widths = out.split("widths: ", 1)[1].split(" CV units", 1)[0]
+        line = next(x for x in (tmp_path / method / "plumed.dat").read_text().splitlines() if "SIGMA=" in x)
+        assert f"SIGMA={widths.replace(', ', ',')} " in line, (widths, line)
+        assert (tmp_path / method / "fluctuations" / "COLVAR").is_file()
         # Re-analysis reads the labels kept in motifs.json instead of quenching again.
         again = _run(
             "transitions_au147.py",
