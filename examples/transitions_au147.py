@@ -57,9 +57,9 @@ TIMESTEP_PS = 0.0025  # 400 steps per ps, so that frames fall on whole ps
 #: The biases of this example, found by trying (README, "Enhanced sampling"); widths: the start
 #: basin's thermal spread (--sigma to set them), walls at the chart's edges.
 BIASES = {
-    "metad": MetadSettings(height=5.0, pace=250, biasfactor=50.0, width=0.25),
-    "opes": OpesSettings(barrier=300.0, pace=250, width=0.25),
-    "opes-explore": OpesSettings(barrier=60.0, pace=250, width=0.25, explore=True),
+    "metad": MetadSettings(height=5.0, pace=250, biasfactor=50.0),
+    "opes": OpesSettings(barrier=300.0, pace=250),
+    "opes-explore": OpesSettings(barrier=60.0, pace=250, explore=True),
 }
 
 
@@ -125,7 +125,6 @@ def main() -> None:
     if args.start is not None and not args.start.is_file():
         parser.error(f"--start {args.start}: no such file")
     out = args.out / (args.method if args.walkers == 1 else f"{args.method}_{args.walkers}_walkers")
-    steps_per_ps = round(1.0 / TIMESTEP_PS)
     bias = BIASES.get(args.method)
     if args.barrier is not None and isinstance(bias, OpesSettings):
         bias = dataclasses.replace(bias, barrier=args.barrier)
@@ -133,12 +132,43 @@ def main() -> None:
         bias = dataclasses.replace(bias, biasfactor=args.biasfactor)
     if args.sigma is not None and bias is not None:
         bias = dataclasses.replace(bias, sigma=args.sigma)
+    if args.analyse_only:
+        folders = sorted(out.glob("walker_*")) or [out]
+        md_seconds = _md_seconds(out, folders)
+    else:
+        folders, md_seconds = _run(args, bias, out)
+    paths = [report_run(folder, args.method, args.temperature) for folder in folders]
+    changes = sum(len(path.sequence) - 1 for path in paths)
+    summary = {
+        "method": args.method,
+        "temperature_K": args.temperature,
+        "walkers": len(paths),
+        "md_wall_s": md_seconds,
+        "changes_of_motif": changes,
+        "changes_per_wall_hour": changes / (md_seconds / 3600.0),
+    }
+    if args.method != "unbiased":
+        skip = args.skip_ps if args.skip_ps is not None else 0.2 * float(paths[0].times[-1])
+        summary["free_energy"] = free_energies(folders, paths, args.temperature, skip, out / "fes.png")
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    print(
+        f"{len(paths)} walker(s), MD {md_seconds:.0f} s: {changes} changes of motif,"
+        f" {summary['changes_per_wall_hour']:.0f} per hour of wall time; wrote {out / 'summary.json'}"
+    )
+
+
+def _run(
+    args: argparse.Namespace, bias: MetadSettings | OpesSettings | None, out: Path
+) -> tuple[list[Path], float]:
+    """The MD of the example: widths measured from the start unless given, then the biased (or
+    unbiased) run of every walker. Returns the run folders and the MD wall time in s."""
+    steps_per_ps = round(1.0 / TIMESTEP_PS)
     start = (
         read(args.start, index=-1)
         if args.start is not None
         else next(atoms for atoms in read(MOTIFS, index=":") if atoms.info.get("motif") == "Ih")
     )
-    if args.sigma is None and bias is not None and not args.analyse_only:
+    if args.sigma is None and bias is not None:
         # The start basin's thermal spread: widths from the chart's spread follow its far tails.
         widths = cv_fluctuations(
             start,
@@ -173,35 +203,12 @@ def main() -> None:
         "dump_every": steps_per_ps,
         "thermo_every": steps_per_ps,
     }
-    if args.analyse_only:
-        folders = sorted(out.glob("walker_*")) or [out]
-        md_seconds = _md_seconds(out, folders)
+    began = time.perf_counter()
+    if args.walkers > 1:
+        runs = run_walkers(start, text, out, walkers=args.walkers, seed=args.seed, **options)
     else:
-        began = time.perf_counter()
-        if args.walkers > 1:
-            runs = run_walkers(start, text, out, walkers=args.walkers, seed=args.seed, **options)
-        else:
-            runs = [run_md(start, text, out, seed=args.seed, **options)]
-        md_seconds = time.perf_counter() - began
-        folders = [run.outputs["thermo"].parent for run in runs]
-    paths = [report_run(folder, args.method, args.temperature) for folder in folders]
-    changes = sum(len(path.sequence) - 1 for path in paths)
-    summary = {
-        "method": args.method,
-        "temperature_K": args.temperature,
-        "walkers": len(paths),
-        "md_wall_s": md_seconds,
-        "changes_of_motif": changes,
-        "changes_per_wall_hour": changes / (md_seconds / 3600.0),
-    }
-    if args.method != "unbiased":
-        skip = args.skip_ps if args.skip_ps is not None else 0.2 * float(paths[0].times[-1])
-        summary["free_energy"] = free_energies(folders, paths, args.temperature, skip, out / "fes.png")
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
-    print(
-        f"{len(paths)} walker(s), MD {md_seconds:.0f} s: {changes} changes of motif,"
-        f" {summary['changes_per_wall_hour']:.0f} per hour of wall time; wrote {out / 'summary.json'}"
-    )
+        runs = [run_md(start, text, out, seed=args.seed, **options)]
+    return [run.outputs["thermo"].parent for run in runs], time.perf_counter() - began
 
 
 def _md_seconds(out: Path, folders: list[Path]) -> float:
