@@ -187,6 +187,21 @@ def test_model_that_cannot_give_forces(tmp_path: Path) -> None:
         nanochart.CV(path)
 
 
+@pytest.mark.parametrize("where", ["weight", "input_scale"])
+def test_model_with_non_finite_values_is_refused(tmp_path: Path, where: str) -> None:
+    # Once, a NaN from both libtorch and the core's evaluator passed their agreement check
+    # as "matches libtorch to 0 relative", and the CVs were NaN in MD.
+    encoder = ConvEncoder()
+    with torch.no_grad():
+        if where == "weight":
+            next(encoder.parameters())[0, 0, 0] = float("nan")
+        else:
+            encoder.input_scale[5] = 0.0  # a zero standardisation scale: inf
+    path = _save(encoder, tmp_path / "m.pt", _metadata())
+    with pytest.raises(nanochart.ModelError, match="gives NaN or infinite CVs for a flat RDF"):
+        nanochart.CV(path)
+
+
 def test_atom_count_different_from_the_model_warns(cv) -> None:
     with pytest.warns(
         nanochart.AtomCountWarning, match="trained on clusters of 147 atoms; this structure has 55"

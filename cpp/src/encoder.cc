@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <sstream>
 #include <vector>
 
@@ -127,6 +128,11 @@ Encoder::Encoder(const std::string& path, EncoderEngine engine) : impl_(std::mak
     throw ModelError(std::string(e.what()) + " (metadata says rdf.n_bins = " + std::to_string(m) +
                      ": the model's input width must match it)");
   }
+  if (!torch::isfinite(s).all().item<bool>()) {
+    throw ModelError("the model '" + path +
+                     "' gives NaN or infinite CVs for a flat RDF: its weights or its input standardisation "
+                     "hold NaN or infinite values (re-export it from a trained encoder)");
+  }
   if (!s.requires_grad()) {
     throw ModelError("the output of the model '" + path +
                      "' does not depend differentiably on its input, so it cannot give forces");
@@ -154,9 +160,12 @@ void Encoder::Impl::try_native() {
   torch::Tensor scale = module.attr("input_scale").toTensor().to(torch::kFloat64);
   torch::Tensor g = (mean + scale * at::randn({probes, m}, generator, torch::kFloat64)).contiguous();
   torch::Tensor weights = at::randn({probes, n_cvs}, generator, torch::kFloat64).contiguous();
-  const auto relative = [](const double* a, const double* b, int64_t n) {  // max |a - b| / max |b|
+  // max |a - b| / max |b|, infinite where either holds NaN or inf (std::max would drop a NaN and
+  // call the two equal).
+  const auto relative = [](const double* a, const double* b, int64_t n) {
     double diff = 0.0, size = 1e-300;
     for (int64_t k = 0; k < n; ++k) {
+      if (!std::isfinite(a[k]) || !std::isfinite(b[k])) return std::numeric_limits<double>::infinity();
       diff = std::max(diff, std::abs(a[k] - b[k]));
       size = std::max(size, std::abs(b[k]));
     }

@@ -360,16 +360,54 @@ __attribute__((always_inline)) inline double exp_minus(double x) {
   return vector_exp(-clamped);
 }
 
-NANOCHART_HOT void silu(int64_t n, const double* __restrict x, double* __restrict y) {
-  for (int64_t a = 0; a < n; ++a) y[a] = x[a] / (1.0 + exp_minus(x[a]));
+// The logistic function 1 / (1 + exp(-x)) of n values. On CPUs with AVX-512 the division is a
+// reciprocal estimate refined by Newton's method (division held the SiLU layers at a vector every
+// 16 cycles), else a plain division.
+NANOCHART_HOT void logistic_divided(int64_t n, const double* __restrict x, double* __restrict s) {
+  for (int64_t a = 0; a < n; ++a) s[a] = 1.0 / (1.0 + exp_minus(x[a]));
 }
 
-NANOCHART_HOT void silu_backward(int64_t n, const double* __restrict x, const double* __restrict grad_out,
-                                 double* __restrict grad_in) {
+#if NANOCHART_HAVE_AVX512_RECIPROCAL
+NANOCHART_AVX512 void logistic_reciprocal(int64_t n, const double* __restrict x, double* __restrict s) {
+  int64_t a = 0;
+  for (; a + 8 <= n; a += 8) {
+    Vec8 d;
+    for (int lane = 0; lane < 8; ++lane) d[lane] = 1.0 + exp_minus(x[a + lane]);
+    store(s + a, reciprocal(d));
+  }
+  for (; a < n; ++a) s[a] = 1.0 / (1.0 + exp_minus(x[a]));
+}
+#endif
+
+void logistic(int64_t n, const double* x, double* s) {
+#if NANOCHART_HAVE_AVX512_RECIPROCAL
+  if (avx512_vectors()) return logistic_reciprocal(n, x, s);
+#endif
+  logistic_divided(n, x, s);
+}
+
+// y = x s(x) in place of the logistic values s that y holds on entry.
+NANOCHART_HOT void times_input(int64_t n, const double* __restrict x, double* __restrict y) {
+  for (int64_t a = 0; a < n; ++a) y[a] *= x[a];
+}
+
+void silu(int64_t n, const double* x, double* y) {
+  logistic(n, x, y);
+  times_input(n, x, y);
+}
+
+// grad_in = grad_out s (1 + x (1 - s)), with grad_in holding s on entry.
+NANOCHART_HOT void silu_derivative(int64_t n, const double* __restrict x, const double* __restrict grad_out,
+                                   double* __restrict grad_in) {
   for (int64_t a = 0; a < n; ++a) {
-    const double s = 1.0 / (1.0 + exp_minus(x[a]));
+    const double s = grad_in[a];
     grad_in[a] = grad_out[a] * s * (1.0 + x[a] * (1.0 - s));
   }
+}
+
+void silu_backward(int64_t n, const double* x, const double* grad_out, double* grad_in) {
+  logistic(n, x, grad_in);
+  silu_derivative(n, x, grad_out, grad_in);
 }
 
 // Softplus as torch defines it: x where beta x > threshold, else log(1 + exp(beta x)) / beta.

@@ -141,7 +141,7 @@ Grid::Grid(const RdfSettings& s)
 }
 
 PairArrays::PairArrays(int64_t capacity) : base(static_cast<size_t>(4 * capacity)) {
-  for (auto* values : {&dx, &dy, &dz, &r, &centre, &x0, &q4}) values->resize(static_cast<size_t>(capacity));
+  for (auto* values : {&dx, &dy, &dz, &r, &inv_r, &centre, &x0, &q4}) values->resize(static_cast<size_t>(capacity));
 }
 
 Row::Row(PairArrays& a, int64_t first, double* dL_dr_scratch)
@@ -149,6 +149,7 @@ Row::Row(PairArrays& a, int64_t first, double* dL_dr_scratch)
       dy(a.dy.data() + first),
       dz(a.dz.data() + first),
       r(a.r.data() + first),
+      inv_r(a.inv_r.data() + first),
       centre(a.centre.data() + first),
       x0(a.x0.data() + first),
       q4(a.q4.data() + first),
@@ -183,12 +184,11 @@ Coordinates::Coordinates(const double* positions, int64_t n) : n_atoms(n) {
 
 namespace {
 
-// Separations x_j - x_i and distances for j = i+1..i+count into dx, dy, dz and r, count a multiple
+// Separations x_j - x_i for j = i+1..i+count into dx, dy and dz, count a multiple
 // of kRowPadding (whole, which equals it, tells the vectoriser so: no scalar tail).
 NANOCHART_HOT void separations_of(int64_t count, double xi, double yi, double zi, const double* __restrict x,
                                   const double* __restrict y, const double* __restrict z, const Box& box,
-                                  double* __restrict dx, double* __restrict dy, double* __restrict dz,
-                                  double* __restrict r) {
+                                  double* __restrict dx, double* __restrict dy, double* __restrict dz) {
   const int64_t whole = count / kRowPadding * kRowPadding;
   for (int64_t t = 0; t < whole; ++t) {
     dx[t] = x[t] - xi;
@@ -215,7 +215,43 @@ NANOCHART_HOT void separations_of(int64_t count, double xi, double yi, double zi
       }
     }
   }
-  for (int64_t t = 0; t < whole; ++t) r[t] = std::sqrt(dx[t] * dx[t] + dy[t] * dy[t] + dz[t] * dz[t]);
+}
+
+// Coincident atoms (r = 0) have a zero separation vector: a huge but finite 1/r gives them zero
+// force without a branch.
+constexpr double kTinySquare = 1e-300;
+
+// r = |d| and 1/r for `whole` separations (a multiple of kRowPadding).
+NANOCHART_HOT void distances_divided(int64_t whole, const double* __restrict dx, const double* __restrict dy,
+                                     const double* __restrict dz, double* __restrict r, double* __restrict inv_r) {
+  for (int64_t t = 0; t < whole; ++t) {
+    const double squared = dx[t] * dx[t] + dy[t] * dy[t] + dz[t] * dz[t];
+    r[t] = std::sqrt(squared);
+    inv_r[t] = 1.0 / std::sqrt(squared > kTinySquare ? squared : kTinySquare);
+  }
+}
+
+#if NANOCHART_HAVE_AVX512_RECIPROCAL
+// The same from AVX-512's 14-bit estimate of 1/sqrt refined by two Newton steps (to about 1 ulp),
+// r = r^2 / r: vsqrtpd and vdivpd take 16 cycles a vector each, and held the separations loop.
+NANOCHART_AVX512 void distances_estimated(int64_t whole, const double* __restrict dx, const double* __restrict dy,
+                                          const double* __restrict dz, double* __restrict r, double* __restrict inv_r) {
+  for (int64_t t = 0; t < whole; t += kRowPadding) {
+    const Vec8 x = load<Vec8>(dx + t), y = load<Vec8>(dy + t), z = load<Vec8>(dz + t);
+    const Vec8 squared = x * x + y * y + z * z;
+    const Vec8 inverse = reciprocal_sqrt(squared > kTinySquare ? squared : kTinySquare);
+    store(inv_r + t, inverse);
+    store(r + t, squared * inverse);
+  }
+}
+#endif
+
+void distances(int64_t whole, const double* dx, const double* dy, const double* dz, double* r, double* inv_r) {
+  static_assert(kRowPadding % 8 == 0, "whole rows of eight-double vectors");
+#if NANOCHART_HAVE_AVX512_RECIPROCAL
+  if (avx512_vectors()) return distances_estimated(whole, dx, dy, dz, r, inv_r);
+#endif
+  distances_divided(whole, dx, dy, dz, r, inv_r);
 }
 
 // Arrays come in as __restrict parameters: GCC vectorises this loop only then, not with
@@ -256,7 +292,8 @@ NANOCHART_HOT void kernel_parameters_of(int64_t count, double r_min, double inv_
 void fill_row(const Grid& grid, const Coordinates& coords, int64_t i, const Box& box, const Row& row) {
   const int64_t count = padded_pairs(coords.n_atoms - i - 1);
   separations_of(count, coords.x[i], coords.y[i], coords.z[i], coords.x.data() + i + 1, coords.y.data() + i + 1,
-                 coords.z.data() + i + 1, box, row.dx, row.dy, row.dz, row.r);
+                 coords.z.data() + i + 1, box, row.dx, row.dy, row.dz);
+  distances(count, row.dx, row.dy, row.dz, row.r, row.inv_r);
   const double lowest = -static_cast<double>(grid.radius) - 1.0;
   const double highest = static_cast<double>(grid.n_bins - 1 + grid.radius) + 1.0;
   kernel_parameters_of(count, grid.r_min, grid.inv_spacing, grid.h, grid.radius, lowest, highest, row.r, row.centre,
@@ -326,15 +363,13 @@ void pair_gradients(const Grid& grid, int64_t count, const Row& row, const doubl
 // Arrays as __restrict parameters, as in kernel_parameters_of, so the loop vectorises.
 static NANOCHART_HOT void scatter_gradients_of(int64_t count, double scale, const double* __restrict dx,
                                                const double* __restrict dy, const double* __restrict dz,
-                                               const double* __restrict r, const double* __restrict dL_dr,
+                                               const double* __restrict inv_r, const double* __restrict dL_dr,
                                                double* __restrict gx, double* __restrict gy, double* __restrict gz,
                                                double* __restrict sums) {
   double sx = 0, sy = 0, sz = 0, xx = 0, yy = 0, zz = 0, xy = 0, xz = 0, yz = 0;
 #pragma omp simd reduction(+ : sx, sy, sz, xx, yy, zz, xy, xz, yz)
   for (int64_t t = 0; t < count; ++t) {
-    // Coincident atoms (r = 0) have a zero separation vector, so a huge but finite 1/r gives
-    // them zero force without a branch.
-    const double f = scale * dL_dr[t] / (r[t] > 1e-300 ? r[t] : 1e-300);
+    const double f = scale * dL_dr[t] * inv_r[t];
     const double fx = f * dx[t], fy = f * dy[t], fz = f * dz[t];
     gx[t] += fx;
     gy[t] += fy;
@@ -355,7 +390,7 @@ static NANOCHART_HOT void scatter_gradients_of(int64_t count, double scale, cons
 
 void scatter_gradients(int64_t i, int64_t count, double scale, const Row& row, AtomGradients& out) {
   double sums[9];
-  scatter_gradients_of(count, scale, row.dx, row.dy, row.dz, row.r, row.dL_dr, out.x.data() + i + 1,
+  scatter_gradients_of(count, scale, row.dx, row.dy, row.dz, row.inv_r, row.dL_dr, out.x.data() + i + 1,
                        out.y.data() + i + 1, out.z.data() + i + 1, sums);
   out.x[i] -= sums[0];
   out.y[i] -= sums[1];

@@ -60,7 +60,7 @@ inline int64_t padded_pairs(int64_t count) { return (count + kRowPadding - 1) / 
 struct PairArrays {
   explicit PairArrays(int64_t capacity);
   int64_t capacity() const { return static_cast<int64_t>(r.size()); }
-  std::vector<double> dx, dy, dz, r, centre, x0, q4;
+  std::vector<double> dx, dy, dz, r, inv_r, centre, x0, q4;
   std::vector<double> base;  // e0 q^-R [1, q, q^2, q^3], four per pair
 };
 
@@ -68,7 +68,7 @@ struct PairArrays {
 // on, and the row's derivative scratch dL_dr.
 struct Row {
   Row(PairArrays& arrays, int64_t first_pair, double* dL_dr);
-  double *dx, *dy, *dz, *r, *centre, *x0, *q4, *base, *dL_dr;
+  double *dx, *dy, *dz, *r, *inv_r, *centre, *x0, *q4, *base, *dL_dr;
 };
 
 // Every pair (i, j > i) of a structure, row after row, each row padded (kRowPadding).
@@ -96,7 +96,8 @@ struct Coordinates {
   std::vector<double> x, y, z;
 };
 
-// For the pairs (i, j > i) of row i: separations x_j - x_i, distances, nearest bin, x0, base and q^4;
+// For the pairs (i, j > i) of row i: separations x_j - x_i, distances and their inverses, nearest
+// bin, x0, base and q^4;
 // the row's arrays need padded_pairs(n_atoms - i - 1) places.
 void fill_row(const Grid& grid, const Coordinates& coords, int64_t i, const Box& box, const Row& row);
 

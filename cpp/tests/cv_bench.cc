@@ -28,6 +28,7 @@ int main(int argc, char** argv) {
       nanochart::CvOptions options;
       options.num_threads = threads;
       nanochart::CollectiveVariable cv(argv[1], options);
+      if (n == args.sizes.front() && threads == 1) std::fprintf(stderr, "encoder engine: %s\n", cv.engine().c_str());
       std::vector<double> s(static_cast<size_t>(cv.n_cvs())), dV_ds(s.size(), 0.0);
       for (size_t d = 0; d < dV_ds.size(); ++d) dV_ds[d] = 1.0 / static_cast<double>(d + 1);
       const nanochart::Box box;
