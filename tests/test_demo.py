@@ -147,6 +147,17 @@ def test_plumed_input_cli_errors(capsys: pytest.CaptureFixture[str], tmp_path: P
     assert "missing.pt" in capsys.readouterr().err
 
 
+def test_plumed_input_widths_by_hand(model_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plumed-input", str(model_path), "--metad", "--sigma", "0.3,0.25"]) == 0
+    assert "metad: METAD ARG=cv.cv1,cv.cv2 SIGMA=0.3,0.25 " in capsys.readouterr().out
+    assert main(["plumed-input", str(model_path), "--sigma", "0.3,wide"]) == 2
+    assert "--sigma takes widths in CV units separated by commas" in capsys.readouterr().err
+    assert main(["plumed-input", str(model_path), "--sigma", "0.3"]) == 2
+    assert "1 widths for 2 biased CVs" in capsys.readouterr().err
+    assert main(["plumed-input", str(model_path), "--sigma", "0.3,0.2", "--widths-from", "ih.xyz"]) == 2
+    assert "with --sigma or measure them with --widths-from, not both" in capsys.readouterr().err
+
+
 def test_plumed_input_with_novelty(model_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     shipped = Path(__file__).parents[1] / "models" / "au147" / "au147.pt"
     lines = plumed_input(shipped, novelty=True).splitlines()

@@ -6,6 +6,8 @@ skips and says why without them.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from ase.cluster import Decahedron, Icosahedron, Octahedron
@@ -155,6 +157,37 @@ def test_cv_fluctuations_grow_with_temperature(tmp_path, smooth_model) -> None:
     assert np.all(ratio > 1.0) and ratio.mean() > 1.2, spreads
     with pytest.raises(ValueError, match="picoseconds and timestep must be positive"):
         cv_fluctuations(Icosahedron("Au", 4), smooth_model, tmp_path / "x", temperature=300.0, picoseconds=0)
+
+
+def test_plumed_input_measures_widths_from_a_start(tmp_path, smooth_model, capsys) -> None:
+    """`nanochart plumed-input --widths-from START` writes METAD widths that are the start basin's
+    thermal spread, as cv_fluctuations measures it with the same seed."""
+    from ase.io import write
+
+    from nanochart.cli import main
+    from nanochart.simulation.md import cv_fluctuations
+
+    write(tmp_path / "ih.xyz", Icosahedron("Au", 4))
+    options = ["--widths-from", str(tmp_path / "ih.xyz"), "--fluctuation-ps", "2", "--temperature", "300"]
+    assert (
+        main(["plumed-input", str(smooth_model), "--metad", *options, "--out", str(tmp_path / "p.dat")]) == 0
+    )
+    printed = capsys.readouterr().err
+    widths = re.search(r"widths +([0-9.e-]+), ([0-9.e-]+) CV units", printed)
+    assert widths, printed
+    expected = cv_fluctuations(
+        Icosahedron("Au", 4),
+        smooth_model,
+        tmp_path / "again",
+        temperature=300.0,
+        picoseconds=2.0,
+        plugin=plugin_path(),
+    )[:2]
+    assert np.allclose([float(w) for w in widths.groups()], expected, rtol=5e-3)
+    sigma = re.search(r"METAD ARG=cv.cv1,cv.cv2 SIGMA=(\S+) ", (tmp_path / "p.dat").read_text())
+    assert sigma and sigma.group(1) == ",".join(widths.groups())
+    assert main(["plumed-input", str(smooth_model), "--widths-from", str(tmp_path / "none.xyz")]) == 2
+    assert "none.xyz" in capsys.readouterr().err
 
 
 def test_md_errors_stop_the_run(tmp_path, smooth_model) -> None:

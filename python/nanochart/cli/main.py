@@ -370,7 +370,9 @@ def _plumed_input(args: argparse.Namespace) -> None:
         stride=args.stride,
         chart_cvs=read_chart_cvs(args.chart) if args.chart else None,
         temperature=args.temperature,
-        metad=MetadSettings(height=args.height, pace=args.pace, biasfactor=args.biasfactor),
+        metad=MetadSettings(
+            height=args.height, pace=args.pace, biasfactor=args.biasfactor, sigma=_metad_widths(args)
+        ),
         active=args.metad,
         novelty=args.novelty,
     )
@@ -379,6 +381,49 @@ def _plumed_input(args: argparse.Namespace) -> None:
         print(f"wrote      {args.out}")
     else:
         print(text, end="")
+
+
+def _metad_widths(args: argparse.Namespace) -> tuple[float, ...] | None:
+    """plumed-input's METAD widths: given (--sigma), measured from a start (--widths-from), or
+    None (the chart's spread, or PLUMED-neutral defaults)."""
+    if args.sigma is not None and args.widths_from is not None:
+        raise ValueError("give the METAD widths with --sigma or measure them with --widths-from, not both")
+    if args.sigma is not None:
+        try:
+            return tuple(float(width) for width in args.sigma.split(","))
+        except ValueError:
+            raise ValueError(
+                f"--sigma takes widths in CV units separated by commas, got {args.sigma!r}"
+            ) from None
+    if args.widths_from is None:
+        return None
+    import tempfile
+
+    from ..data.structures import read_structures
+    from ..simulation.md import cv_fluctuations
+    from ..simulation.plumed_input import DEFAULT_BIASED_CVS
+    from ..simulation.plumed_install import plugin_path
+
+    start = read_structures(args.widths_from)[-1]
+    print(
+        f"measuring  the widths: {args.fluctuation_ps:g} ps of unbiased MD at {args.temperature:g} K"
+        f" from {args.widths_from}",
+        file=sys.stderr,
+    )
+    with tempfile.TemporaryDirectory() as scratch:
+        spread = cv_fluctuations(
+            start,
+            args.model,
+            scratch,
+            temperature=args.temperature,
+            picoseconds=args.fluctuation_ps,
+            plugin=plugin_path(),
+        )[:DEFAULT_BIASED_CVS]
+    print(
+        f"widths     {', '.join(f'{w:.3g}' for w in spread)} CV units (each CV's standard deviation)",
+        file=sys.stderr,
+    )
+    return tuple(float(width) for width in spread)
 
 
 def _demo(args: argparse.Namespace) -> None:
@@ -769,7 +814,22 @@ def build_parser() -> argparse.ArgumentParser:
     plumed.add_argument("model", help="exported model file")
     plumed.add_argument("--out", help="file to write (default: standard output)")
     plumed.add_argument(
-        "--chart", help="chart folder: METAD widths of a tenth of the CVs' spread there, grid around it"
+        "--chart",
+        help="chart folder: METAD's grid around it, and widths of a tenth of the CVs' spread there unless"
+        " --sigma or --widths-from says otherwise",
+    )
+    plumed.add_argument(
+        "--sigma", help="METAD widths in CV units for cv1 and cv2, comma-separated (for example 0.6,0.45)"
+    )
+    plumed.add_argument(
+        "--widths-from",
+        metavar="START",
+        help="measure the widths: each biased CV's standard deviation over --fluctuation-ps of unbiased"
+        " Langevin MD (LAMMPS, EAM) at --temperature from the last structure in this file, the start"
+        " basin's thermal spread (a chart's spread follows its far tails and can be 5-10x wider)",
+    )
+    plumed.add_argument(
+        "--fluctuation-ps", type=float, default=20.0, help="ps of MD for --widths-from (default 20)"
     )
     plumed.add_argument("--stride", type=int, default=1, help="PRINT stride in MD steps (default 1)")
     plumed.add_argument("--temperature", type=float, default=300.0, help="METAD TEMP in K (default 300)")

@@ -56,6 +56,9 @@ def _check_sigma(sigma: tuple[float, ...] | None) -> None:
         raise ValueError(f"sigma: one positive width per biased CV, in CV units, got {sigma}")
 
 
+#: CVs a bias acts on unless told otherwise: cv1 and cv2.
+DEFAULT_BIASED_CVS = 2
+
 #: More points than this in METAD's grid (PLUMED's bins are a fifth of each width) are refused: at
 #: 4 numbers of 8 bytes per point, 10 million take 320 MB per walker.
 MAX_GRID_POINTS = 10_000_000
@@ -72,7 +75,7 @@ def plumed_input(
     active: bool = False,
     walls: bool = False,
     novelty: bool = False,
-    biased: int = 2,
+    biased: int = DEFAULT_BIASED_CVS,
 ) -> str:
     """A ready plumed.dat for an exported model: LOAD the plugin, RDF_ENCODER on atoms 1..n_atoms
     of a cluster in vacuum, PRINT every CV to COLVAR; then a bias on the first ``biased`` CVs (two
