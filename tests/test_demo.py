@@ -150,6 +150,10 @@ def test_plumed_input_cli_errors(capsys: pytest.CaptureFixture[str], tmp_path: P
 def test_plumed_input_widths_by_hand(model_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["plumed-input", str(model_path), "--metad", "--sigma", "0.3,0.25"]) == 0
     assert "metad: METAD ARG=cv.cv1,cv.cv2 SIGMA=0.3,0.25 " in capsys.readouterr().out
+    assert main(["plumed-input", str(model_path), "--opes", "--barrier", "80", "--sigma", "0.3,0.25"]) == 0
+    opes = capsys.readouterr().out
+    (line,) = [line for line in opes.splitlines() if "OPES_METAD ARG" in line]
+    assert line.startswith("opes: OPES_METAD ARG=cv.cv1,cv.cv2 SIGMA=0.3,0.25 BARRIER=80 "), line  # active
     assert main(["plumed-input", str(model_path), "--sigma", "0.3,wide"]) == 2
     assert "--sigma takes widths in CV units separated by commas" in capsys.readouterr().err
     assert main(["plumed-input", str(model_path), "--sigma", "0.3"]) == 2

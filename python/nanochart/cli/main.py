@@ -361,7 +361,7 @@ def _generate_pt(args: argparse.Namespace) -> None:
 
 def _plumed_input(args: argparse.Namespace) -> None:
     from ..chart.charting import read_chart_cvs
-    from ..simulation.plumed_input import MetadSettings, plumed_input
+    from ..simulation.plumed_input import MetadSettings, OpesSettings, plumed_input
     from ..simulation.plumed_install import plugin_path
 
     text = plumed_input(
@@ -370,10 +370,14 @@ def _plumed_input(args: argparse.Namespace) -> None:
         stride=args.stride,
         chart_cvs=read_chart_cvs(args.chart) if args.chart else None,
         temperature=args.temperature,
-        metad=MetadSettings(
-            height=args.height, pace=args.pace, biasfactor=args.biasfactor, sigma=_metad_widths(args)
+        metad=(
+            OpesSettings(barrier=args.barrier, pace=args.pace, sigma=_metad_widths(args))
+            if args.opes
+            else MetadSettings(
+                height=args.height, pace=args.pace, biasfactor=args.biasfactor, sigma=_metad_widths(args)
+            )
         ),
-        active=args.metad,
+        active=args.metad or args.opes,
         novelty=args.novelty,
     )
     if args.out:
@@ -384,7 +388,7 @@ def _plumed_input(args: argparse.Namespace) -> None:
 
 
 def _metad_widths(args: argparse.Namespace) -> tuple[float, ...] | None:
-    """plumed-input's METAD widths: given (--sigma), measured from a start (--widths-from), or
+    """plumed-input's METAD (or OPES_METAD) widths: given (--sigma), measured from a start (--widths-from), or
     None (the chart's spread, or PLUMED-neutral defaults)."""
     if args.sigma is not None and args.widths_from is not None:
         raise ValueError("give the METAD widths with --sigma or measure them with --widths-from, not both")
@@ -836,8 +840,18 @@ def build_parser() -> argparse.ArgumentParser:
     plumed.add_argument(
         "--metad", action="store_true", help="write the well-tempered METAD active (default: commented out)"
     )
+    plumed.add_argument(
+        "--opes",
+        action="store_true",
+        help="write an active OPES_METAD instead of METAD (no grid: for narrow widths or three CVs)",
+    )
+    plumed.add_argument(
+        "--barrier", type=float, default=100.0, help="OPES_METAD BARRIER in kJ/mol (default 100)"
+    )
     plumed.add_argument("--height", type=float, default=1.0, help="METAD HEIGHT in kJ/mol (default 1)")
-    plumed.add_argument("--pace", type=int, default=500, help="METAD PACE in MD steps (default 500)")
+    plumed.add_argument(
+        "--pace", type=int, default=500, help="METAD or OPES_METAD PACE in MD steps (default 500)"
+    )
     plumed.add_argument("--biasfactor", type=float, default=20.0, help="METAD BIASFACTOR (default 20)")
     plumed.add_argument(
         "--novelty",

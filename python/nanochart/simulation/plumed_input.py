@@ -132,7 +132,8 @@ def plumed_input(
             raise ValueError(
                 f"METAD's grid over {biased} CVs would hold {points:.2g} points (the chart's extent "
                 f"{np.round(extent, 2).tolist()} and twice it on each side, bins a fifth of each width): "
-                "bias fewer CVs, give wider sigma, or use OPES_METAD, which needs no grid"
+                "bias fewer CVs, give wider sigma, or use OPES_METAD, which needs no grid (`OpesSettings`;"
+                " `nanochart plumed-input --opes`)"
             )
         grid = " GRID_MIN=" + ",".join(f"{v:.3g}" for v in low - 2 * extent)
         grid += " GRID_MAX=" + ",".join(f"{v:.3g}" for v in high + 2 * extent)
