@@ -111,6 +111,12 @@ def main() -> None:
         help="an extxyz file whose last frame is the start (default: the ideal icosahedron)",
     )
     parser.add_argument(
+        "--box",
+        help="walls at LO,HI for each biased CV instead of at the chart's 1st and 99th percentiles,"
+        " for example --box=-11,3,1,12 (cv1 from -11 to 3, cv2 from 1 to 12): the region of the"
+        " motifs whose free energies you want, for the bias to fill",
+    )
+    parser.add_argument(
         "--skip-ps",
         type=float,
         help="ps of each run left out of the free energies while the bias builds up (default: a fifth)",
@@ -195,6 +201,7 @@ def _run(
         active=args.method != "unbiased",
         walls=True,
         biased=args.cvs,
+        box=_box(args.box, args.cvs),
     )
     options = {
         "steps": round(args.ns * 1000 * steps_per_ps),
@@ -209,6 +216,16 @@ def _run(
     else:
         runs = [run_md(start, text, out, seed=args.seed, **options)]
     return [run.outputs["thermo"].parent for run in runs], time.perf_counter() - began
+
+
+def _box(text: str | None, biased: int) -> tuple[list[float], list[float]] | None:
+    """--box LO,HI,LO,HI,... as (lower edges, upper edges)."""
+    if text is None:
+        return None
+    values = [float(v) for v in text.split(",")]
+    if len(values) != 2 * biased:
+        raise SystemExit(f"--box takes LO,HI for each of the {biased} biased CVs, got {text!r}")
+    return values[0::2], values[1::2]
 
 
 def _md_seconds(out: Path, folders: list[Path]) -> float:

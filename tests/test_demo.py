@@ -106,6 +106,34 @@ def test_plumed_input_for_a_model(model_path: Path, rng: np.random.Generator) ->
         plumed_input(model_path, walls=True)
 
 
+def fields(line: str) -> dict[str, str]:
+    """KEY=VALUE items of a PLUMED input line."""
+    return dict(item.split("=", 1) for item in line.split() if "=" in item)
+
+
+def test_plumed_input_walls_around_a_box(model_path: Path, rng: np.random.Generator) -> None:
+    """A box puts the walls at its edges, not the chart's, and METAD's grid around the box: twice
+    the box's extent beyond it, so that a chart with a far tail no longer sets the grid's size."""
+    chart_cvs = rng.normal(size=(500, 2))
+    chart_cvs[:25, 1] -= 40.0
+    box = ([-1.0, -0.5], [2.0, 1.5])
+    for with_chart in (chart_cvs, None):
+        lines = plumed_input(model_path, chart_cvs=with_chart, active=True, box=box).splitlines()
+        upper = fields(
+            next(line for line in lines if line.startswith("upper: UPPER_WALLS ARG=cv.cv1,cv.cv2"))
+        )
+        lower = fields(
+            next(line for line in lines if line.startswith("lower: LOWER_WALLS ARG=cv.cv1,cv.cv2"))
+        )
+        assert upper["AT"] == "2,1.5" and lower["AT"] == "-1,-0.5"
+        metad = fields(next(line for line in lines if line.startswith("metad: METAD")))
+        assert metad["GRID_MIN"] == "-7,-4.5" and metad["GRID_MAX"] == "8,5.5"
+    with pytest.raises(ValueError, match="a lower and an upper value for each of the 2 biased CVs"):
+        plumed_input(model_path, box=([0.0], [1.0]))
+    with pytest.raises(ValueError, match="lower below upper"):
+        plumed_input(model_path, box=([0.0, 1.0], [1.0, 1.0]))
+
+
 def test_plumed_input_biases_chosen_cvs(model_path: Path, rng: np.random.Generator) -> None:
     # A third CV with a far tail (the shipped chart's cv3 puts fcc 40 units from the rest).
     chart_cvs = rng.normal(size=(500, 3)) * [0.2, 0.3, 0.4]

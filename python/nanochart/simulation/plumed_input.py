@@ -4,6 +4,7 @@ reading PLUMED's output files (COLVAR, HILLS)."""
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,6 +77,7 @@ def plumed_input(
     walls: bool = False,
     novelty: bool = False,
     biased: int = DEFAULT_BIASED_CVS,
+    box: tuple[Sequence[float], Sequence[float]] | None = None,
 ) -> str:
     """A ready plumed.dat for an exported model: LOAD the plugin, RDF_ENCODER on atoms 1..n_atoms
     of a cluster in vacuum, PRINT every CV to COLVAR; then a bias on the first ``biased`` CVs (two
@@ -93,6 +95,12 @@ def plumed_input(
     percentiles of each biased CV keep the bias from pushing the cluster off the chart, where the
     CVs no longer describe structure (without them, metadynamics at 450 K drove Au147 to CV values
     no training structure has, and it stayed amorphous there).
+
+    ``box``: (lower, upper), one value per biased CV: the walls there instead of at the chart's
+    percentiles, and METAD's grid around the box, so that the bias fills the region of the motifs
+    of interest rather than the whole chart (on the shipped Au147 chart the percentiles span 44 x 63
+    CV units, some 90 x 150 basin-wide kernels, and 10 ns of OPES_METAD from Ih were still
+    spreading through it).
 
     With ``novelty`` (a model calibrated by ``nanochart calibrate-novelty``), RDF_ENCODER gets
     NOVELTY: COLVAR gains the column ``cv.novelty`` and PLUMED's log warns when the structure is
@@ -118,14 +126,15 @@ def plumed_input(
     if bias.sigma is not None and len(bias.sigma) != biased:
         raise ValueError(f"sigma has {len(bias.sigma)} widths for {biased} biased CVs")
     arguments = ",".join(f"cv.{name}" for name in names[:biased])
-    if walls and chart_cvs is None:
-        raise ValueError("walls sit at the chart's edges: give chart_cvs")
+    edges = None if box is None else _box_edges(box, biased)
+    if walls and chart_cvs is None and edges is None:
+        raise ValueError("walls sit at the chart's edges: give chart_cvs (or a box)")
     cvs = None if chart_cvs is None else np.asarray(chart_cvs, dtype=np.float64)[:, :biased]
     widths = np.full(biased, 0.05) if cvs is None else bias.width * cvs.std(axis=0)
     widths = np.asarray(bias.sigma) if bias.sigma is not None else widths
     sigma, grid = ",".join(f"{s:.3g}" for s in widths), ""
-    if cvs is not None and isinstance(bias, MetadSettings):
-        low, high = cvs.min(axis=0), cvs.max(axis=0)
+    if (cvs is not None or edges is not None) and isinstance(bias, MetadSettings):
+        low, high = edges if edges is not None else (cvs.min(axis=0), cvs.max(axis=0))
         extent = high - low
         points = float(np.prod(5 * extent / (widths / 5)))
         if points > MAX_GRID_POINTS:
@@ -158,10 +167,11 @@ def plumed_input(
         weights = "metad.bias,metad.rbias" if grid else "metad.bias"
     printed = f"PRINT ARG={arguments},{weights} STRIDE={stride} FILE=COLVAR_METAD FMT=%.10f"
     extra = []
-    if walls and cvs is not None:  # (walls without a chart were refused above)
+    if edges is not None or (walls and cvs is not None):  # (walls with neither were refused above)
         kappa = ",".join(["200"] * biased)
-        for name, edge in (("UPPER_WALLS", 99), ("LOWER_WALLS", 1)):
-            at = ",".join(f"{v:.3g}" for v in np.percentile(cvs, edge, axis=0))
+        lower, upper = edges if edges is not None else np.percentile(cvs, [1, 99], axis=0)
+        for name, values in (("UPPER_WALLS", upper), ("LOWER_WALLS", lower)):
+            at = ",".join(f"{v:.3g}" for v in values)
             extra.append(f"{name.split('_')[0].lower()}: {name} ARG={arguments} AT={at} KAPPA={kappa}")
     rdf = RdfSettings.from_dict(metadata["rdf"])
     comment = "" if active else "# "
@@ -181,6 +191,17 @@ def plumed_input(
         *(comment + wall for wall in extra),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _box_edges(box: tuple[Sequence[float], Sequence[float]], biased: int) -> tuple[np.ndarray, np.ndarray]:
+    """The lower and upper edges of a box of walls, checked: one finite value per biased CV,
+    lower below upper."""
+    lower, upper = (np.asarray(edge, dtype=np.float64) for edge in box)
+    if lower.shape != (biased,) or upper.shape != (biased,):
+        raise ValueError(f"box: a lower and an upper value for each of the {biased} biased CVs, got {box}")
+    if not (np.isfinite(lower).all() and np.isfinite(upper).all() and np.all(lower < upper)):
+        raise ValueError(f"box: finite edges with lower below upper for every CV, got {box}")
+    return lower, upper
 
 
 def read_colvar(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
