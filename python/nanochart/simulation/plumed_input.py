@@ -133,8 +133,12 @@ def plumed_input(
     widths = np.full(biased, 0.05) if cvs is None else bias.width * cvs.std(axis=0)
     widths = np.asarray(bias.sigma) if bias.sigma is not None else widths
     sigma, grid = ",".join(f"{s:.3g}" for s in widths), ""
-    if (cvs is not None or edges is not None) and isinstance(bias, MetadSettings):
-        low, high = edges if edges is not None else (cvs.min(axis=0), cvs.max(axis=0))
+    # The region METAD's grid is built around, and the walls' edges: the box's, else the chart's.
+    region = edges if edges is not None else None if cvs is None else (cvs.min(axis=0), cvs.max(axis=0))
+    if edges is None and walls and cvs is not None:
+        edges = np.percentile(cvs, 1, axis=0), np.percentile(cvs, 99, axis=0)
+    if region is not None and isinstance(bias, MetadSettings):
+        low, high = region
         extent = high - low
         points = float(np.prod(5 * extent / (widths / 5)))
         if points > MAX_GRID_POINTS:
@@ -167,9 +171,9 @@ def plumed_input(
         weights = "metad.bias,metad.rbias" if grid else "metad.bias"
     printed = f"PRINT ARG={arguments},{weights} STRIDE={stride} FILE=COLVAR_METAD FMT=%.10f"
     extra = []
-    if edges is not None or (walls and cvs is not None):  # (walls with neither were refused above)
+    if edges is not None:
         kappa = ",".join(["200"] * biased)
-        lower, upper = edges if edges is not None else np.percentile(cvs, [1, 99], axis=0)
+        lower, upper = edges
         for name, values in (("UPPER_WALLS", upper), ("LOWER_WALLS", lower)):
             at = ",".join(f"{v:.3g}" for v in values)
             extra.append(f"{name.split('_')[0].lower()}: {name} ARG={arguments} AT={at} KAPPA={kappa}")
