@@ -44,6 +44,11 @@ def test_knn_separation_scores_held_out_labels(rng: np.random.Generator) -> None
     assert chance.accuracy < 0.6
 
 
+def keywords(line: str) -> dict[str, str]:
+    """KEY=VALUE items of a PLUMED input line."""
+    return dict(item.split("=", 1) for item in line.split() if "=" in item)
+
+
 def test_plumed_input_for_a_model(model_path: Path, rng: np.random.Generator) -> None:
     chart_cvs = rng.normal(size=(500, 3)) * [0.2, 0.3, 0.4] + [1.0, -2.0, 0.0]
     text = plumed_input(model_path, plugin=None, stride=10, chart_cvs=chart_cvs, temperature=450)
@@ -53,7 +58,7 @@ def test_plumed_input_for_a_model(model_path: Path, rng: np.random.Generator) ->
     assert any(line.startswith("# LOAD FILE=") for line in lines), "no plugin: LOAD left for the user"
     metad = next(line for line in lines if "METAD" in line and "ARG=" in line)
     assert metad.startswith("# metad: METAD"), "commented out unless asked for"
-    fields = dict(item.split("=", 1) for item in metad.split() if "=" in item)
+    fields = keywords(metad)
     widths = [float(v) for v in fields["SIGMA"].split(",")]
     assert np.allclose(widths, 0.1 * chart_cvs[:, :2].std(axis=0), rtol=1e-2)
     low, high = chart_cvs[:, :2].min(axis=0), chart_cvs[:, :2].max(axis=0)
@@ -77,13 +82,13 @@ def test_plumed_input_for_a_model(model_path: Path, rng: np.random.Generator) ->
     on_chart = plumed_input(model_path, chart_cvs=chart_cvs, metad=MetadSettings(width=0.25), active=True)
     metad = next(line for line in on_chart.splitlines() if line.startswith("metad: METAD"))
     assert metad.endswith("CALC_RCT") and "PRINT ARG=cv.cv1,cv.cv2,metad.bias,metad.rbias" in on_chart
-    wide = [float(v) for v in dict(i.split("=", 1) for i in metad.split() if "=" in i)["SIGMA"].split(",")]
+    wide = [float(v) for v in keywords(metad)["SIGMA"].split(",")]
     assert np.allclose(wide, 0.25 * chart_cvs[:, :2].std(axis=0), rtol=1e-2)
     opes = plumed_input(
         model_path, chart_cvs=chart_cvs, metad=OpesSettings(barrier=40, pace=100), active=True
     )
     line = next(line for line in opes.splitlines() if line.startswith("opes:"))
-    fields = dict(item.split("=", 1) for item in line.split() if "=" in item)
+    fields = keywords(line)
     assert line.startswith("opes: OPES_METAD ARG=cv.cv1,cv.cv2 SIGMA=")
     assert (fields["BARRIER"], fields["PACE"], fields["TEMP"]) == ("40", "100", "300")
     assert np.allclose(
@@ -95,7 +100,7 @@ def test_plumed_input_for_a_model(model_path: Path, rng: np.random.Generator) ->
     # Walls at the chart's edges (1st and 99th percentiles), active with the bias.
     walled = plumed_input(model_path, chart_cvs=chart_cvs, active=True, walls=True).splitlines()
     upper = next(line for line in walled if line.startswith("upper: UPPER_WALLS ARG=cv.cv1,cv.cv2"))
-    at = [float(v) for v in dict(i.split("=", 1) for i in upper.split() if "=" in i)["AT"].split(",")]
+    at = [float(v) for v in keywords(upper)["AT"].split(",")]
     assert np.allclose(at, np.percentile(chart_cvs[:, :2], 99, axis=0), rtol=1e-2)
     assert any(line.startswith("lower: LOWER_WALLS") for line in walled)
     assert any(
@@ -106,11 +111,6 @@ def test_plumed_input_for_a_model(model_path: Path, rng: np.random.Generator) ->
         plumed_input(model_path, walls=True)
 
 
-def fields(line: str) -> dict[str, str]:
-    """KEY=VALUE items of a PLUMED input line."""
-    return dict(item.split("=", 1) for item in line.split() if "=" in item)
-
-
 def test_plumed_input_walls_around_a_box(model_path: Path, rng: np.random.Generator) -> None:
     """A box puts the walls at its edges, not the chart's, and METAD's grid around the box: twice
     the box's extent beyond it, so that a chart with a far tail no longer sets the grid's size."""
@@ -119,14 +119,14 @@ def test_plumed_input_walls_around_a_box(model_path: Path, rng: np.random.Genera
     box = ([-1.0, -0.5], [2.0, 1.5])
     for with_chart in (chart_cvs, None):
         lines = plumed_input(model_path, chart_cvs=with_chart, active=True, box=box).splitlines()
-        upper = fields(
+        upper = keywords(
             next(line for line in lines if line.startswith("upper: UPPER_WALLS ARG=cv.cv1,cv.cv2"))
         )
-        lower = fields(
+        lower = keywords(
             next(line for line in lines if line.startswith("lower: LOWER_WALLS ARG=cv.cv1,cv.cv2"))
         )
         assert upper["AT"] == "2,1.5" and lower["AT"] == "-1,-0.5"
-        metad = fields(next(line for line in lines if line.startswith("metad: METAD")))
+        metad = keywords(next(line for line in lines if line.startswith("metad: METAD")))
         assert metad["GRID_MIN"] == "-7,-4.5" and metad["GRID_MAX"] == "8,5.5"
     with pytest.raises(ValueError, match="a lower and an upper value for each of the 2 biased CVs"):
         plumed_input(model_path, box=([0.0], [1.0]))
@@ -144,7 +144,7 @@ def test_plumed_input_biases_chosen_cvs(model_path: Path, rng: np.random.Generat
     line = next(line for line in lines if line.startswith("opes:"))
     assert line.startswith("opes: OPES_METAD ARG=cv.cv1,cv.cv2,cv.cv3 SIGMA=0.05,0.07,0.1 ")
     upper = next(line for line in lines if line.startswith("upper: UPPER_WALLS"))
-    at = [float(v) for v in dict(i.split("=", 1) for i in upper.split() if "=" in i)["AT"].split(",")]
+    at = [float(v) for v in keywords(upper)["AT"].split(",")]
     assert np.allclose(at, np.percentile(chart_cvs, 99, axis=0), rtol=1e-2) and "KAPPA=200,200,200" in upper
     one = plumed_input(model_path, chart_cvs=chart_cvs, active=True, biased=1)
     assert "metad: METAD ARG=cv.cv1 SIGMA=" in one and "PRINT ARG=cv.cv1,metad.bias,metad.rbias" in one

@@ -219,15 +219,15 @@ NANOCHART_HOT void separations_of(int64_t count, double xi, double yi, double zi
 
 // Coincident atoms (r = 0) have a zero separation vector: a huge but finite 1/r gives them zero
 // force without a branch.
-constexpr double kTinySquare = 1e-300;
+constexpr double kTinyDistance = 1e-150, kTinySquare = kTinyDistance * kTinyDistance;
 
 // r = |d| and 1/r for `whole` separations (a multiple of kRowPadding).
 NANOCHART_HOT void distances_divided(int64_t whole, const double* __restrict dx, const double* __restrict dy,
                                      const double* __restrict dz, double* __restrict r, double* __restrict inv_r) {
   for (int64_t t = 0; t < whole; ++t) {
-    const double squared = dx[t] * dx[t] + dy[t] * dy[t] + dz[t] * dz[t];
-    r[t] = std::sqrt(squared);
-    inv_r[t] = 1.0 / std::sqrt(squared > kTinySquare ? squared : kTinySquare);
+    const double distance = std::sqrt(dx[t] * dx[t] + dy[t] * dy[t] + dz[t] * dz[t]);
+    r[t] = distance;
+    inv_r[t] = 1.0 / (distance > kTinyDistance ? distance : kTinyDistance);
   }
 }
 

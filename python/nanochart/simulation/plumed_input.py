@@ -134,9 +134,11 @@ def plumed_input(
     widths = np.asarray(bias.sigma) if bias.sigma is not None else widths
     sigma, grid = ",".join(f"{s:.3g}" for s in widths), ""
     # The region METAD's grid is built around, and the walls' edges: the box's, else the chart's.
-    region = edges if edges is not None else None if cvs is None else (cvs.min(axis=0), cvs.max(axis=0))
-    if edges is None and walls and cvs is not None:
-        edges = np.percentile(cvs, 1, axis=0), np.percentile(cvs, 99, axis=0)
+    region = edges
+    if edges is None and cvs is not None:
+        region = cvs.min(axis=0), cvs.max(axis=0)
+        if walls:
+            edges = np.percentile(cvs, 1, axis=0), np.percentile(cvs, 99, axis=0)
     if region is not None and isinstance(bias, MetadSettings):
         low, high = region
         extent = high - low
