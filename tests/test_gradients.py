@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from ase import Atoms
 from ase.build import bulk
 
 import nanochart
-from conftest import RDF_SETTINGS, motif
+from conftest import RDF_SETTINGS, SHIPPED_GRID, motif
 from nanochart import _core
 from nanochart.core.rdf import RdfSettings
 from nanochart.testing.torch_rdf import torch_cv, torch_rdf
@@ -58,17 +59,38 @@ def periodic_crystal(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     return x, np.asarray(crystal.cell)
 
 
+def away_from_cutoffs(
+    x: np.ndarray, box: np.ndarray | None, grid: dict, rng: np.random.Generator, margin: float
+) -> np.ndarray:
+    """x moved by about 1e-3 angstrom until every pair distance is `margin` from every bin's cutoff."""
+    bins = nanochart.rdf_grid(r_min=grid["r_min"], r_max=grid["r_max"], n_bins=grid["n_bins"])
+    pairs = np.triu_indices(len(x), 1)
+    for _ in range(50):
+        distances = Atoms(positions=x, cell=box, pbc=box is not None).get_all_distances(mic=box is not None)
+        if np.abs(np.abs(distances[pairs][:, None] - bins) - 6.0 * grid["sigma"]).min() > margin:
+            return x
+        x = x + 1e-3 * rng.normal(size=x.shape)
+    raise AssertionError("no structure away from the kernels' cutoffs")
+
+
+@pytest.mark.parametrize("grid", [RDF_SETTINGS, SHIPPED_GRID], ids=["nearest-bin", "bin-below"])
 @pytest.mark.parametrize("periodic", [False, True])
-def test_rdf_backward_matches_finite_differences(rng, distorted_cluster, periodic_crystal, periodic) -> None:
+def test_rdf_backward_matches_finite_differences(
+    rng, distorted_cluster, periodic_crystal, periodic, grid
+) -> None:
     x, box = periodic_crystal if periodic else (distorted_cluster[:40], None)
-    weights = rng.normal(size=RDF_SETTINGS["n_bins"])
+    args = (RdfSettings(**grid),)
+    weights = rng.normal(size=grid["n_bins"])
 
     def loss(y: np.ndarray, cell: np.ndarray | None = box) -> float:
-        return float(weights @ _core.rdf(y, *RDF_ARGS, cell))
+        return float(weights @ _core.rdf(y, *args, cell))
 
-    dL_dx, dL_dstrain = _core.rdf_backward(x, weights, *RDF_ARGS, box)
-    assert max_relative(dL_dx, central_difference(loss, x, 1e-5)) < 1e-6
-    assert max_relative(dL_dstrain, strain_derivative(loss, x, box)) < 1e-6
+    # Steps that move no pair distance across a kernel's cutoff (6 sigma, where it drops by exp(-18)):
+    # a difference across it measures that jump, not the derivative.
+    x = away_from_cutoffs(x, box, grid, rng, margin=1e-6)
+    dL_dx, dL_dstrain = _core.rdf_backward(x, weights, *args, box)
+    assert max_relative(dL_dx, central_difference(loss, x, 1e-7)) < 1e-6
+    assert max_relative(dL_dstrain, strain_derivative(loss, x, box, 1e-8)) < 1e-6
     if box is None:  # for a cluster in vacuum the strain derivative is sum_i x_i (x) dL/dx_i
         np.testing.assert_allclose(dL_dstrain, x.T @ dL_dx, atol=1e-12 * np.abs(dL_dstrain).max())
 

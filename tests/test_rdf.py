@@ -12,7 +12,7 @@ from scipy.spatial.transform import Rotation
 from sklearn.neighbors import KernelDensity
 
 import nanochart
-from conftest import RDF_SETTINGS, motif
+from conftest import RDF_SETTINGS, SHIPPED_GRID, motif
 from nanochart import _core
 from nanochart.core.rdf import RdfSettings
 
@@ -36,6 +36,15 @@ def test_equals_sklearn_kde_on_motifs(name: str) -> None:
     x = motif(name)
     g = nanochart.rdf(x, **RDF_SETTINGS)
     assert max_relative(g, sklearn_rdf(pdist(x), **RDF_SETTINGS)) < 1e-7
+
+
+@pytest.mark.parametrize("grid", [RDF_SETTINGS, SHIPPED_GRID], ids=["nearest-bin", "bin-below"])
+def test_both_window_centrings_equal_sklearn_kde(rng: np.random.Generator, grid: dict) -> None:
+    """Pairs within the grid, below r_min and beyond r_max (pinned off the grid) on both centrings."""
+    x = motif("ico147") + 0.1 * rng.normal(size=(147, 3))
+    settings = {**grid, "r_min": 2.0, "r_max": grid["r_max"] - 10.0}
+    for s in (grid, settings):
+        assert max_relative(nanochart.rdf(x, **s), sklearn_rdf(pdist(x), **s)) < 1e-7
 
 
 # The last case has a window of 2 x 63 + 1 bins: beyond the compiled window sizes (radius <= 16),

@@ -111,28 +111,53 @@ GradientFunction pick_gradient(int groups, std::integer_sequence<int, G...>) {
   return chosen;
 }
 
+// The bins c+m that a pair with centre c can reach within the cutoff, for a centre shift s:
+// x0 = (c - p) h lies in [(-s - 1/2) h, (-s + 1/2) h], so m runs from ceil(-a + s - 1/2) to
+// floor(a + s + 1/2), a = cutoff / h.
+struct WindowSpan {
+  int radius, bins;
+};
+WindowSpan window_span(double a, double shift) {
+  const int lowest = static_cast<int>(std::ceil(-a + shift - 0.5));
+  const int highest = static_cast<int>(std::floor(a + shift + 0.5));
+  return {-lowest, highest - lowest + 1};
+}
+
+int groups_for(int bins) { return (bins + kWindowLanes - 1) / kWindowLanes; }
+
+// Centres below the pair are taken only up to h = 4: there x0 reaches -h, and the exponents of the
+// kernel parameters stay below 100 (cutoff <= 20).
+constexpr double kLargestBelowCentreStep = 4.0;
+
 }  // namespace
 
-// With |x0| <= h/2, bin c+m is within the cutoff only if |m| h - h/2 <= cutoff.
 Grid::Grid(const RdfSettings& s)
     : r_min(s.r_min),
       inv_spacing(1.0 / s.spacing()),
       h(s.spacing() / s.sigma),
       cutoff(s.cutoff_sigmas),
-      n_bins(s.n_bins),
-      radius(static_cast<int>(std::floor(s.cutoff_sigmas / h + 0.5))),
-      groups((2 * radius + kWindowLanes) / kWindowLanes) {
+      n_bins(s.n_bins) {
+  const double a = cutoff / h;
+  const WindowSpan nearest = window_span(a, 0.0), below = window_span(a, 0.5);
+  const bool shift = h <= kLargestBelowCentreStep && groups_for(below.bins) < groups_for(nearest.bins);
+  const WindowSpan span = shift ? below : nearest;
+  centre_shift = shift ? 0.5 : 0.0;
+  radius = span.radius;
+  groups = groups_for(span.bins);
   for (int m = -radius; m < -radius + window_width(); ++m) {
     gauss.push_back(std::exp(-0.5 * m * m * h * h));
     offsets.push_back(m * h);
     gauss_offsets.push_back(gauss.back() * offsets.back());
   }
-  // Bins with |m| h + h/2 <= cutoff are inside the cutoff whatever x0; only groups holding
-  // others need the mask.
-  const int always_inside = static_cast<int>(std::floor(s.cutoff_sigmas / h - 0.5));
-  for (int j = 0; j < groups; ++j) {
-    const int first = -radius + kWindowLanes * j, last = first + kWindowLanes - 1;
-    if (j < 64 && (first < -always_inside || last > always_inside)) masked_groups |= uint64_t{1} << j;
+  // A bin is inside the cutoff whatever x0 if it is at both ends of x0's range; only groups
+  // holding others need the mask.
+  const double x0_lowest = (-centre_shift - 0.5) * h, x0_highest = (-centre_shift + 0.5) * h;
+  for (int j = 0; j < groups && j < 64; ++j) {
+    for (int l = 0; l < kWindowLanes; ++l) {
+      const double offset = offsets[static_cast<size_t>(kWindowLanes * j + l)];
+      if (std::abs(x0_lowest + offset) > cutoff || std::abs(x0_highest + offset) > cutoff)
+        masked_groups |= uint64_t{1} << j;
+    }
   }
   constexpr auto widths = std::make_integer_sequence<int, kMaxFixedGroups>();
   accumulate_windows =
@@ -256,10 +281,11 @@ void distances(int64_t whole, const double* dx, const double* dy, const double* 
 
 // Arrays come in as __restrict parameters: GCC vectorises this loop only then, not with
 // __restrict locals taken from the row's vectors. The exponents stay inside vector_exp's range:
-// |x0| <= h/2, R <= cutoff/h + 1/2, and RdfSettings::validate keeps h <= 20 and cutoff <= 20,
-// so |x0^2/2 - R x0 h| <= 3h^2/8 + cutoff h/2 <= 350 and |x0 h| <= 200.
-NANOCHART_HOT void kernel_parameters_of(int64_t count, double r_min, double inv_spacing, double h, int radius,
-                                        double lowest, double highest, const double* __restrict r,
+// for nearest centres |x0| <= h/2, R <= cutoff/h + 1/2, and RdfSettings::validate keeps h <= 20
+// and cutoff <= 20, so |x0^2/2 - R x0 h| <= 3h^2/8 + cutoff h/2 <= 350 and |x0 h| <= 200; for
+// centres below the pair (h <= 4) |x0| <= h and R <= cutoff/h, so both stay below 100.
+NANOCHART_HOT void kernel_parameters_of(int64_t count, double r_min, double inv_spacing, double h, double shift,
+                                        int radius, double lowest, double highest, const double* __restrict r,
                                         double* __restrict centre, double* __restrict x0, double* __restrict base,
                                         double* __restrict q4) {
   constexpr double kShifter = 6755399441055744.0;
@@ -267,12 +293,13 @@ NANOCHART_HOT void kernel_parameters_of(int64_t count, double r_min, double inv_
   // count is a multiple of kRowPadding already; saying so lets the vectoriser drop its scalar tail.
   const int64_t whole = count / kRowPadding * kRowPadding;
   for (int64_t t = 0; t < whole; ++t) {
-    // Pairs far outside the grid are pinned just beyond it, where their window is discarded.
+    // Pairs far outside the grid are pinned just beyond it, where their window is discarded
+    // (lowest and highest are whole centres plus the shift, so that c is exact there).
     // (Ternaries, not std::min/max, whose references defeat the vectoriser.)
     double p = (r[t] - r_min) * inv_spacing;
     p = p < lowest ? lowest : p;
     p = p > highest ? highest : p;
-    const double c = (p + kShifter) - kShifter;
+    const double c = ((p - shift) + kShifter) - kShifter;
     const double x = (c - p) * h;
     centre[t] = c;
     x0[t] = x;
@@ -294,14 +321,16 @@ void fill_row(const Grid& grid, const Coordinates& coords, int64_t i, const Box&
   separations_of(count, coords.x[i], coords.y[i], coords.z[i], coords.x.data() + i + 1, coords.y.data() + i + 1,
                  coords.z.data() + i + 1, box, row.dx, row.dy, row.dz);
   distances(count, row.dx, row.dy, row.dz, row.r, row.inv_r);
-  const double lowest = -static_cast<double>(grid.radius) - 1.0;
-  const double highest = static_cast<double>(grid.n_bins - 1 + grid.radius) + 1.0;
-  kernel_parameters_of(count, grid.r_min, grid.inv_spacing, grid.h, grid.radius, lowest, highest, row.r, row.centre,
-                       row.x0, row.base, row.q4);
+  const double lowest = static_cast<double>(grid.lowest_centre()) + grid.centre_shift;
+  const double highest = static_cast<double>(grid.highest_centre()) + grid.centre_shift;
+  kernel_parameters_of(count, grid.r_min, grid.inv_spacing, grid.h, grid.centre_shift, grid.radius, lowest, highest,
+                       row.r, row.centre, row.x0, row.base, row.q4);
 }
 
 CentreTable::CentreTable(const Grid& grid)
-    : first_centre(-grid.radius - 1), width(grid.window_width()), rows(grid.n_bins + 2 * grid.radius + 2) {
+    : first_centre(grid.lowest_centre()),
+      width(grid.window_width()),
+      rows(grid.highest_centre() - grid.lowest_centre() + 1) {
   // Rows start on 32-byte boundaries (width is a multiple of 4), so no vector access straddles
   // two cache lines.
   storage_.assign(static_cast<size_t>(rows * width + 4), 0.0);
@@ -318,20 +347,14 @@ void accumulate(const Grid& grid, int64_t count, const Row& row, CentreTable& su
 NANOCHART_HOT void move_to_rdf(const Grid& grid, CentreTable& sums, double* g) {
   const int64_t width = grid.window_width(), n_bins = grid.n_bins;
   const double* gauss = grid.gauss.data();
-  // Centre c = k + R - m holds bin k at offset m; the table starts at centre first_centre, so
-  // the lowest bins have fewer offsets.
-  const auto highest_offset = [&](int64_t k) { return std::min(width - 1, k + grid.radius - sums.first_centre); };
-  const auto start = [&](int64_t k, int64_t m) { return sums.row(k + grid.radius - m) + m; };
+  // Centre c = k + R - m holds bin k at offset m (every such centre is in the table): bin k's
+  // terms start at centre k + R - (width - 1), offset width - 1, and step a row back and an
+  // offset on.
+  const int64_t first_back = grid.radius - (width - 1);
   int64_t k = 0;
-  for (; k < n_bins && highest_offset(k) < width - 1; ++k) {
-    double total = g[k];
-    const double* sum = start(k, highest_offset(k));
-    for (int64_t m = highest_offset(k); m >= 0; --m, sum += width - 1) total += gauss[m] * *sum;
-    g[k] = total;
-  }
   for (; k + 4 <= n_bins; k += 4) {
     double t0 = g[k], t1 = g[k + 1], t2 = g[k + 2], t3 = g[k + 3];
-    const double* sum = start(k, width - 1);  // bin k + 1 is a row further on, at the same offset
+    const double* sum = sums.row(k + first_back) + width - 1;  // bin k + 1 is a row further on, same offset
     for (int64_t m = width - 1; m >= 0; --m, sum += width - 1) {
       t0 += gauss[m] * sum[0];
       t1 += gauss[m] * sum[width];
@@ -342,7 +365,7 @@ NANOCHART_HOT void move_to_rdf(const Grid& grid, CentreTable& sums, double* g) {
   }
   for (; k < n_bins; ++k) {
     double total = g[k];
-    const double* sum = start(k, width - 1);
+    const double* sum = sums.row(k + first_back) + width - 1;
     for (int64_t m = width - 1; m >= 0; --m, sum += width - 1) total += gauss[m] * *sum;
     g[k] = total;
   }

@@ -1,7 +1,8 @@
 // Inner loops of the RDF, written so that they run in vector registers. Private to the core.
 //
 // For the pairs of one atom i with atoms i+1..n-1, the kernel of a pair at fractional bin
-// position p is evaluated on the window of bins c-R..c+R around its nearest bin c. With
+// position p is evaluated on a window of bins c-R.. from its centre bin c: the nearest bin, or the
+// bin below p where that makes the window a group of bins shorter (see Grid). With
 // x0 = (c - p) h (h = bin spacing / sigma) the value at bin c+m factorises as
 //   exp(-(x0 + m h)^2 / 2) = e0 * q^m * C_m,  e0 = exp(-x0^2/2), q = exp(-x0 h), C_m = exp(-m^2 h^2 / 2),
 // so a pair costs two exponentials and a few multiplications, whatever the window width. The
@@ -37,8 +38,17 @@ struct Grid {
 
   double r_min, inv_spacing, h, cutoff;
   int64_t n_bins;
-  int radius;                         // R: bins c-R..c+R can be within the cutoff of a pair at bin c
-  int groups;                         // the window as groups of kWindowLanes bins
+  // A pair's centre bin is c = round(p - centre_shift): its nearest bin (shift 0) or the bin below
+  // it (shift 1/2). The latter spans the bins within the cutoff with one bin fewer when
+  // frac(cutoff / h) >= 1/2, and is taken where that saves a group (r = 0-21.5 A, 200 bins,
+  // sigma 0.1 A: 12 bins, three groups, instead of 13 bins in four).
+  double centre_shift = 0.0;
+  int radius = 0;  // R: a pair at bin c reaches bins c-R..c-R+window_width()-1 (those beyond the cutoff are masked)
+  int groups = 0;  // the window as groups of kWindowLanes bins
+  // Pairs are pinned to centres lowest_centre..highest_centre: there, a pair's window lies
+  // wholly beyond the grid, so pairs far off the grid add nothing.
+  int64_t lowest_centre() const { return radius - window_width(); }
+  int64_t highest_centre() const { return n_bins + radius; }
   std::vector<double> gauss;          // C_m, m = -R..-R+kWindowLanes*groups-1
   std::vector<double> offsets;        // m h, same m
   std::vector<double> gauss_offsets;  // C_m m h, same m
@@ -101,8 +111,8 @@ struct Coordinates {
 // the row's arrays need padded_pairs(n_atoms - i - 1) places.
 void fill_row(const Grid& grid, const Coordinates& coords, int64_t i, const Box& box, const Row& row);
 
-// One row of grid.window_width() values per bin a pair's centre can be (c = -R-1..n_bins+R, where
-// pairs off the grid are pinned), rows aligned for vector access.
+// One row of grid.window_width() values per centre a pair can have (grid.lowest_centre() to
+// grid.highest_centre()), rows aligned for vector access.
 class CentreTable {
  public:
   explicit CentreTable(const Grid& grid);
