@@ -6,8 +6,10 @@ summary.json: the reweighted population of each CNA label after the skipped ps).
     python examples/independent_runs.py --first out/bf10_s7 out/bf10_s20 out/bf10_s30 \
         --second out/opes60_6ns_s7 out/opes60_6ns_s20 out/opes60_6ns_s30 [--pair Ih,mix]
 
-Prints a table (kJ/mol) and writes --out (JSON). A run that never visited one of the pair gives
-no estimate; it is listed, not dropped silently.
+Prints a table (kJ/mol) and writes --out (JSON) and, beside it, the running estimate of every
+run against time (--out with .png; runs made before transitions_au147.py kept the running
+weights have no line). A run that never visited one of the pair gives no estimate; it is listed,
+not dropped silently.
 """
 
 from __future__ import annotations
@@ -16,7 +18,15 @@ import argparse
 import json
 from pathlib import Path
 
-from nanochart.simulation.transitions import IndependentRuns, agreement, independent_runs
+import numpy as np
+
+from nanochart import plots
+from nanochart.simulation.transitions import (
+    IndependentRuns,
+    agreement,
+    independent_runs,
+    running_free_energy_difference,
+)
 
 
 def summary_of(folder: Path) -> dict:
@@ -28,6 +38,19 @@ def summary_of(folder: Path) -> dict:
     if "free_energy" not in summary:
         raise SystemExit(f"{found[0]}: an unbiased run has no free energy")
     return summary
+
+
+def running_curve(summary: dict, a: str, b: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """A run's running F(a) - F(b) (times in ps, kJ/mol), or None for summaries without it."""
+    running = summary["free_energy"].get("running")
+    if running is None:
+        return None
+    cumulative = {
+        name: np.array([-np.inf if v is None else v for v in values], dtype=np.float64)
+        for name, values in running["log_weight"].items()
+    }
+    delta = running_free_energy_difference(cumulative, a, b, summary["temperature_K"])
+    return np.asarray(running["time_ps"], dtype=np.float64), delta
 
 
 def combine(folders: list[Path], a: str, b: str) -> tuple[IndependentRuns, str, float]:
@@ -49,9 +72,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("out/independent_runs.json"))
     args = parser.parse_args()
     a, b = args.pair.split(",")
-    results = {}
-    for name, folders in (("first", args.first), ("second", args.second)):
+    results, curves = {}, []
+    for colour, (name, folders) in enumerate((("first", args.first), ("second", args.second))):
         runs, method, temperature = combine(folders, a, b)
+        for folder in folders:
+            curve = running_curve(summary_of(folder), a, b)
+            if curve is not None:
+                curves.append((f"{method}: {folder.name}", *curve, colour))
         results[name] = runs
         print(f"{method} at {temperature:g} K, F({a}) - F({b}) in kJ/mol:")
         for run, value in runs.estimates.items():
@@ -78,6 +105,14 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1))
     print(f"wrote {args.out}")
+    if curves:
+        png = plots.free_energy_over_time(
+            curves,
+            args.out.with_suffix(".png"),
+            ylabel=f"F({a}) - F({b}) (kJ/mol)",
+            title=f"running reweighted estimates, each run from its skipped ps on, {temperature:g} K",
+        )
+        print(f"wrote {png}")
 
 
 if __name__ == "__main__":

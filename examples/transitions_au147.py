@@ -42,14 +42,18 @@ from nanochart.simulation.plumed_install import plugin_path
 from nanochart.simulation.transitions import (
     BOLTZMANN_KJ_PER_MOL_K,
     MotifPath,
+    cumulative_log_weights,
     free_energy_difference,
     free_energy_surface,
     reweighted_population,
+    running_free_energy_difference,
 )
 
 HERE = Path(__file__).parent
 MODEL = HERE.parent / "models" / "au147" / "au147.pt"
 MOTIFS = HERE / "data" / "au147_motifs.extxyz"
+#: Points of the running free-energy estimates kept in summary.json (fes_vs_time.png).
+RUNNING_POINTS = 50
 #: Free energies above this many kJ/mol share the top colour of fes.png (the rarely visited edges
 #: would otherwise stretch the scale over the basins).
 FES_CAP_KJ_MOL = 80.0
@@ -271,7 +275,9 @@ def free_energies(
 ) -> dict:
     """F(a) - F(b) for the two motifs of highest reweighted population, over the frames of all
     walkers after ``skip_ps`` (the bias is still building before), with errors from 5 blocks of
-    time; and the reweighted free-energy surface on (cv1, cv2) with the quenched frames on top."""
+    time; its running estimate from the frames up to each time (fes_vs_time.png; each label's
+    cumulative log weight kept for other pairs); and the reweighted free-energy surface on (cv1,
+    cv2) with the quenched frames on top."""
     kt = BOLTZMANN_KJ_PER_MOL_K * temperature
     times, labels, log_weights, planes = [], [], [], []
     for folder, path in zip(folders, paths, strict=True):
@@ -285,7 +291,8 @@ def free_energies(
         first, second = colvar_fields(colvar)[0][:2]
         planes.append(np.column_stack([colvar[first][rows], colvar[second][rows]])[kept])
     # Pooled over walkers in order of time, so that each block is a stretch of time of all walkers.
-    order = np.argsort(np.concatenate(times), kind="stable")
+    all_times = np.concatenate(times)
+    order = np.argsort(all_times, kind="stable")
     all_labels = np.concatenate(labels)[order]
     all_log_weights = np.concatenate(log_weights)[order]
     plane = np.concatenate(planes)[order]
@@ -298,6 +305,22 @@ def free_energies(
         if b is not None
         else (float("nan"), float("nan"))
     )
+    at_times = np.linspace(all_times.min(), all_times.max(), RUNNING_POINTS)
+    cumulative = cumulative_log_weights(all_times[order], all_labels, all_log_weights, at_times)
+    if b is not None:
+        plots.free_energy_over_time(
+            [
+                (
+                    f"{len(folders)} walker(s)",
+                    at_times,
+                    running_free_energy_difference(cumulative, a, b, temperature),
+                    0,
+                )
+            ],
+            png.with_name("fes_vs_time.png"),
+            ylabel=f"F({a}) - F({b}) (kJ/mol)",
+            title=f"from the quenched frames from {skip_ps:g} ps to each time, {temperature:g} K",
+        )
     x_edges, y_edges, fes = free_energy_surface(
         plane[:, 0], plane[:, 1], all_log_weights, temperature, bins=40
     )
@@ -328,6 +351,14 @@ def free_energies(
         "b": b,
         "delta_kj_mol": delta,
         "standard_error": error,
+        # ln of each label's summed weight up to each time (-inf: none yet; JSON has no infinity).
+        "running": {
+            "time_ps": at_times.tolist(),
+            "log_weight": {
+                name: [v if np.isfinite(v) else None for v in values.tolist()]
+                for name, values in cumulative.items()
+            },
+        },
     }
 
 

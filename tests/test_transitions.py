@@ -11,9 +11,11 @@ import pytest
 from nanochart.simulation.transitions import (
     BOLTZMANN_KJ_PER_MOL_K,
     MotifPath,
+    cumulative_log_weights,
     free_energy_difference,
     free_energy_surface,
     reweighted_population,
+    running_free_energy_difference,
 )
 
 
@@ -56,6 +58,30 @@ def test_reweighted_free_energy_recovers_a_known_difference() -> None:
     assert estimate == pytest.approx(-kt * np.log(2.0)) and np.isnan(error)
     with pytest.raises(ValueError, match="one weight per label"):
         free_energy_difference(["a", "b"], np.zeros(3), "a", "b", temperature)
+
+
+def test_running_free_energy_is_the_estimate_from_the_frames_so_far() -> None:
+    """At each time, the running F(a) - F(b) equals free_energy_difference over the frames up to it
+    (pooled walkers: times out of order, log weights spanning 60 units); nan until b appears."""
+    rng = np.random.default_rng(3)
+    temperature = 450.0
+    times = np.concatenate([np.arange(1.0, 301.0), np.arange(1.0, 301.0) + 0.5])  # two walkers
+    labels = np.where(rng.random(600) < 0.7, "a", "c")
+    labels[times < 40] = "a"
+    labels[(times > 100) & (rng.random(600) < 0.3)] = "b"
+    log_weights = rng.uniform(0.0, 60.0, 600)
+    at = np.array([0.5, 20.0, 100.0, 150.5, 222.0, 300.5])
+    cumulative = cumulative_log_weights(times, labels, log_weights, at)
+    assert set(cumulative) == {"a", "b", "c"} and np.isneginf(cumulative["a"][0])
+    running = running_free_energy_difference(cumulative, "a", "b", temperature)
+    assert np.isnan(running[:3]).all()
+    for t, value in zip(at[3:], running[3:], strict=True):
+        kept = times <= t
+        whole, _ = free_energy_difference(labels[kept], log_weights[kept], "a", "b", temperature, n_blocks=1)
+        assert value == pytest.approx(whole, rel=1e-12)
+    assert np.isnan(running_free_energy_difference(cumulative, "a", "never", temperature)).all()
+    with pytest.raises(ValueError, match="must be finite"):
+        cumulative_log_weights(times, labels, np.full(600, np.nan), at)
 
 
 @pytest.mark.skipif(
@@ -172,6 +198,9 @@ def test_independent_runs_example_reads_run_folders(tmp_path) -> None:
             "temperature_K": 450.0,
             "free_energy": {"reweighted_population": population},
         }
+        if "mix" in population:  # as transitions_au147.py writes it: ln of summed weights so far
+            log_weight = {label: [None, np.log(p / 2), np.log(p)] for label, p in population.items()}
+            summary["free_energy"]["running"] = {"time_ps": [0.0, 50.0, 100.0], "log_weight": log_weight}
         (folder / "summary.json").write_text(json.dumps(summary))
         return tmp_path / name
 
@@ -185,6 +214,7 @@ def test_independent_runs_example_reads_run_folders(tmp_path) -> None:
     report = json.loads(out.read_text())
     assert report["second"]["missing"] == [str(tmp_path / "o_never")]
     assert "no estimate" in done.stdout and "combined standard errors apart" in done.stdout
+    assert (tmp_path / "report.png").is_file() and "report.png" in done.stdout
     kt = BOLTZMANN_KJ_PER_MOL_K * 450.0
     assert report["first"]["mean"] == pytest.approx(
         np.mean([-kt * np.log(p / (1 - p)) for p in (0.9, 0.8, 0.95)])

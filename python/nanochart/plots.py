@@ -298,3 +298,29 @@ def free_energy_surface(
     ax.set_ylabel(names[1])
     ax.set_title(title)
     return _save(fig, path)
+
+
+def free_energy_over_time(
+    curves: Sequence[tuple[str, np.ndarray, np.ndarray, int]],
+    path: str | os.PathLike[str],
+    *,
+    ylabel: str,
+    title: str = "",
+) -> Path:
+    """Running free-energy estimates against simulation time (ps), one line per
+    ``(name, times, values in kJ/mol, colour index)``: lines of one colour index are runs of one
+    method. A settled estimate is flat; runs of one method that settle apart disagree."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 4.5), layout="constrained")
+    styles = ["-", "--", ":", "-."]
+    per_colour: dict[int, int] = {}
+    for name, times, values, colour in curves:
+        k = per_colour.setdefault(colour, 0)
+        per_colour[colour] = k + 1
+        ax.plot(times, values, color=f"C{colour % 10}", ls=styles[k % len(styles)], lw=1.4, label=name)
+    ax.axhline(0.0, color="0.6", lw=0.6)
+    ax.set_xlabel("simulation time (ps)")
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=7, loc="best")
+    ax.set_title(title)
+    return _save(fig, path)

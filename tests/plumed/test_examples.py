@@ -67,6 +67,15 @@ def test_transitions_example(tmp_path, method) -> None:
         assert fe["weights"] == ("metad.rbias" if method == "metad" else "opes.bias")
         assert fe["skip_ps"] == pytest.approx(1.2) and fe["frames"] == 5, "frames from 2 ps on"
         assert sum(fe["reweighted_population"].values()) == pytest.approx(1.0)
+        # The running estimate: each label's ln summed weight up to the last time is the whole's.
+        running = fe["running"]
+        assert running["time_ps"][-1] == pytest.approx(6.0) and set(running["log_weight"]) == set(
+            fe["reweighted_population"]
+        )
+        finals = {label: values[-1] for label, values in running["log_weight"].items()}
+        total = np.logaddexp.reduce(list(finals.values()))
+        for label, share in fe["reweighted_population"].items():
+            assert np.exp(finals[label] - total) == pytest.approx(share, rel=1e-9)
         assert (tmp_path / method / "fes.png").read_bytes()[:4] == b"\x89PNG"
         # Default widths: the CVs' standard deviations over unbiased MD from the start.
         widths = out.split("widths: ", 1)[1].split(" CV units", 1)[0]

@@ -138,6 +138,48 @@ def free_energy_difference(
     return whole, error
 
 
+def cumulative_log_weights(
+    times: np.ndarray, labels: np.ndarray | list[str], log_weights: np.ndarray, at_times: np.ndarray
+) -> dict[str, np.ndarray]:
+    """For each label, ln of the summed weight exp(``log_weights``) of its frames with time <= each of
+    ``at_times`` (-inf before its first frame): F(a) - F(b) from the frames up to time t is
+    -kT (L_a(t) - L_b(t)) (:func:`running_free_energy_difference`), the curve that shows whether a
+    reweighted estimate has settled. ``times`` need not be sorted (pooled walkers)."""
+    times = np.asarray(times, dtype=np.float64)
+    labels = np.asarray(labels)
+    log_weights = np.asarray(log_weights, dtype=np.float64)
+    if not (times.shape == labels.shape == log_weights.shape) or times.ndim != 1:
+        raise ValueError(
+            f"one time, label and log weight per frame: {times.shape}, {labels.shape}, {log_weights.shape}"
+        )
+    if not np.isfinite(log_weights).all():
+        raise ValueError("log_weights must be finite")
+    order = np.argsort(times, kind="stable")
+    times, labels, log_weights = times[order], labels[order], log_weights[order]
+    # Frames up to each requested time: the count of times <= t.
+    counts = np.searchsorted(times, np.asarray(at_times, dtype=np.float64), side="right")
+    out = {}
+    for name in np.unique(labels):
+        running = np.logaddexp.accumulate(np.where(labels == name, log_weights, -np.inf))
+        out[str(name)] = np.where(counts > 0, running[np.maximum(counts - 1, 0)], -np.inf)
+    return out
+
+
+def running_free_energy_difference(
+    cumulative: dict[str, np.ndarray], a: str, b: str, temperature: float
+) -> np.ndarray:
+    """F(a) - F(b) in kJ/mol at each time of :func:`cumulative_log_weights` (nan until both a and b
+    have a frame, and wherever either label is absent)."""
+    if a not in cumulative or b not in cumulative:
+        length = len(next(iter(cumulative.values()))) if cumulative else 0
+        return np.full(length, np.nan)
+    la, lb = np.asarray(cumulative[a], dtype=np.float64), np.asarray(cumulative[b], dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        delta = -BOLTZMANN_KJ_PER_MOL_K * temperature * (la - lb)
+    delta[~(np.isfinite(la) & np.isfinite(lb))] = np.nan
+    return delta
+
+
 def free_energy_surface(
     x: np.ndarray,
     y: np.ndarray,
