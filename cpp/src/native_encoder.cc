@@ -391,23 +391,28 @@ NANOCHART_HOT void times_input(int64_t n, const double* __restrict x, double* __
   for (int64_t a = 0; a < n; ++a) y[a] *= x[a];
 }
 
-void silu(int64_t n, const double* x, double* y) {
-  logistic(n, x, y);
-  times_input(n, x, y);
+// y = x s for logistic values s.
+NANOCHART_HOT void times_logistic(int64_t n, const double* __restrict x, const double* __restrict s,
+                                  double* __restrict y) {
+  for (int64_t a = 0; a < n; ++a) y[a] = x[a] * s[a];
 }
 
-// grad_in = grad_out s (1 + x (1 - s)), with grad_in holding s on entry.
-NANOCHART_HOT void silu_derivative(int64_t n, const double* __restrict x, const double* __restrict grad_out,
-                                   double* __restrict grad_in) {
-  for (int64_t a = 0; a < n; ++a) {
-    const double s = grad_in[a];
-    grad_in[a] = grad_out[a] * s * (1.0 + x[a] * (1.0 - s));
+// y = x s(x); with `kept`, the logistic values s go there too, for silu_backward.
+void silu(int64_t n, const double* x, double* y, std::vector<double>* kept) {
+  if (kept == nullptr) {
+    logistic(n, x, y);
+    times_input(n, x, y);
+    return;
   }
+  kept->resize(static_cast<size_t>(n));
+  logistic(n, x, kept->data());
+  times_logistic(n, x, kept->data(), y);
 }
 
-void silu_backward(int64_t n, const double* x, const double* grad_out, double* grad_in) {
-  logistic(n, x, grad_in);
-  silu_derivative(n, x, grad_out, grad_in);
+// grad_in = grad_out s (1 + x (1 - s)) for the logistic values s that the forward pass kept.
+NANOCHART_HOT void silu_backward(int64_t n, const double* __restrict x, const double* __restrict s,
+                                 const double* __restrict grad_out, double* __restrict grad_in) {
+  for (int64_t a = 0; a < n; ++a) grad_in[a] = grad_out[a] * s[a] * (1.0 + x[a] * (1.0 - s[a]));
 }
 
 // Softplus as torch defines it: x where beta x > threshold, else log(1 + exp(beta x)) / beta.
@@ -495,8 +500,10 @@ std::unique_ptr<NativeEncoder> NativeEncoder::from_module(const Module& module, 
 }
 
 void NativeEncoder::forward(const double* g, double* s, std::vector<std::vector<double>>& activations,
-                            std::vector<double>& padded, int threads) const {
+                            std::vector<double>& padded, int threads,
+                            std::vector<std::vector<double>>* logistic_values) const {
   activations.resize(layers_.size() + 1);
+  if (logistic_values != nullptr) logistic_values->resize(layers_.size());
   std::vector<double>& input = activations[0];
   input.resize(static_cast<size_t>(n_bins_));
   for (int64_t k = 0; k < n_bins_; ++k) input[k] = (g[k] - input_mean_[k]) / input_scale_[k];
@@ -519,7 +526,7 @@ void NativeEncoder::forward(const double* g, double* s, std::vector<std::vector<
         relu(n, x, y);
         break;
       case Layer::Kind::kSilu:
-        silu(n, x, y);
+        silu(n, x, y, logistic_values != nullptr ? &(*logistic_values)[l] : nullptr);
         break;
       case Layer::Kind::kSoftplus:
         softplus(layer, n, x, y);
@@ -543,7 +550,7 @@ void NativeEncoder::evaluate(const double* g, double* s, int threads) const {
 }
 
 void NativeEncoder::forward_recorded(const double* g, double* s, int threads) {
-  forward(g, s, recorded_activations_, scratch_.padded, threads);
+  forward(g, s, recorded_activations_, scratch_.padded, threads, &recorded_logistic_);
   recorded_ = true;
 }
 
@@ -580,7 +587,7 @@ void NativeEncoder::vjp(const double* dV_ds, double* dV_dg, int threads) const {
         for (int64_t a = 0; a < n; ++a) next[a] = x[a] > 0.0 ? grad[a] : 0.0;
         break;
       case Layer::Kind::kSilu:
-        silu_backward(n, x, grad.data(), next.data());
+        silu_backward(n, x, recorded_logistic_[l].data(), grad.data(), next.data());
         break;
       case Layer::Kind::kSoftplus:
         softplus_backward(layer, n, x, grad.data(), next.data());

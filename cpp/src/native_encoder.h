@@ -49,9 +49,10 @@ class NativeEncoder {
  private:
   NativeEncoder();
   // s = f(g), leaving every layer's input in activations (the last entry: the linear layer's);
-  // `padded` is the convolutions' scratch.
+  // `padded` is the convolutions' scratch. With `logistic_values`, each SiLU layer's logistic
+  // values go to its entry, so that the VJP need not compute them again.
   void forward(const double* g, double* s, std::vector<std::vector<double>>& activations, std::vector<double>& padded,
-               int threads) const;
+               int threads, std::vector<std::vector<double>>* logistic_values = nullptr) const;
 
   int64_t n_bins_ = 0, n_cvs_ = 0;
   std::vector<double> input_mean_, input_scale_;
@@ -60,6 +61,7 @@ class NativeEncoder {
   std::vector<double> linear_bias_;
   // Inputs of every layer of the last forward_recorded(), channels-last [length][channels].
   std::vector<std::vector<double>> recorded_activations_;
+  std::vector<std::vector<double>> recorded_logistic_;  // per layer: a SiLU layer's s(x), else empty
   bool recorded_ = false;
   // Scratch of forward_recorded() and vjp(), kept between calls: allocating it on every call cost
   // about 3% of a values+forces call at N = 147.
