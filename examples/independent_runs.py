@@ -53,8 +53,8 @@ def running_curve(summary: dict, a: str, b: str) -> tuple[np.ndarray, np.ndarray
     return np.asarray(running["time_ps"], dtype=np.float64), delta
 
 
-def combine(folders: list[Path], a: str, b: str) -> tuple[IndependentRuns, str, float]:
-    summaries = {str(folder): summary_of(folder) for folder in folders}
+def combine(summaries: dict[str, dict], a: str, b: str) -> tuple[IndependentRuns, str, float]:
+    """The runs' F(a) - F(b), their method and temperature, from their summaries (by folder)."""
     temperatures = {s["temperature_K"] for s in summaries.values()}
     methods = {s["method"] for s in summaries.values()}
     if len(temperatures) != 1 or len(methods) != 1:
@@ -74,9 +74,10 @@ def main() -> None:
     a, b = args.pair.split(",")
     results, curves = {}, []
     for colour, (name, folders) in enumerate((("first", args.first), ("second", args.second))):
-        runs, method, temperature = combine(folders, a, b)
+        summaries = {str(folder): summary_of(folder) for folder in folders}
+        runs, method, temperature = combine(summaries, a, b)
         for folder in folders:
-            curve = running_curve(summary_of(folder), a, b)
+            curve = running_curve(summaries[str(folder)], a, b)
             if curve is not None:
                 curves.append((f"{method}: {folder.name}", *curve, colour))
         results[name] = runs
