@@ -30,6 +30,7 @@ from nanochart.data.motifs import (
 from nanochart.data.sampling import (
     DUPLICATE_ENERGY_EV,
     GenerateSettings,
+    append_frames,
     generate,
     has_evaporated,
     plan_runs,
@@ -338,6 +339,26 @@ def test_generate_lammps_failure_is_reported(tmp_path: Path) -> None:
 @needs_lammps
 @needs_ovito
 @pytest.mark.slow
+def test_interrupted_append_leaves_whole_frames(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An interruption in the middle of appending a run's frames (Ctrl-C, or SIGTERM, which the CLI
+    turns into KeyboardInterrupt) cuts the file back to the frames it held: it still reads."""
+    import ase.io
+
+    out = tmp_path / "data.extxyz"
+    first = [Atoms("Au2", positions=[[0, 0, 0], [0, 0, 2.9]])]
+    append_frames(out, first)
+    size = out.stat().st_size
+
+    def half_then_interrupt(handle, frames, format):
+        handle.write("55\nProperties=species:S:1:pos:R:3\nAu 0.0 0.0 0.0\n")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ase.io, "write", half_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        append_frames(out, first * 3)
+    assert out.stat().st_size == size and len(read(out, index=":")) == 1
+
+
 def test_cli_generate_interrupted_and_resumed(reference: Path, tmp_path: Path) -> None:
     """A real interruption: SIGTERM to `nanochart generate` once some runs are saved, then the same
     command again: nothing kept is lost and the result equals an uninterrupted run."""

@@ -517,14 +517,24 @@ def open_data_set(out: Path, state: Progress) -> tuple[Deduplicator, dict[float 
 
 
 def append_frames(out: Path, frames: list[Atoms]) -> None:
-    """Append to the data set and make it durable before the progress file says so."""
+    """Append to the data set and make it durable before the progress file says so. Interrupted
+    (Ctrl-C or SIGTERM arrive as KeyboardInterrupt, at any point of the write), the file is cut
+    back to its whole frames before the interruption goes on, so that it reads as a data set until
+    the resume."""
     from ase.io import write
 
-    if frames:
+    if not frames:
+        return
+    size = out.stat().st_size if out.exists() else 0
+    try:
         with open(out, "a") as handle:
             write(handle, frames, format="extxyz")
             handle.flush()
             os.fsync(handle.fileno())
+    except BaseException:
+        with open(out, "r+b") as handle:
+            handle.truncate(size)
+        raise
 
 
 def write_label_report(out: Path, labels: dict[float | None, Counter], title: str) -> dict[str, Path]:
