@@ -10,12 +10,17 @@ Prints a table (kJ/mol) and writes --out (JSON) and, beside it, the running esti
 run against time (--out with .png; runs made before transitions_au147.py kept the running
 weights have no line). A run that never visited one of the pair gives no estimate; it is listed,
 not dropped silently.
+
+Runs analysed before, whose folders are gone, join a side as REPORT.json:first or
+REPORT.json:second (a report this script wrote, with its method and temperature): their
+estimates count as the folders' do, without a running line.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -53,29 +58,64 @@ def running_curve(summary: dict, a: str, b: str) -> tuple[np.ndarray, np.ndarray
     return np.asarray(running["time_ps"], dtype=np.float64), delta
 
 
-def combine(summaries: dict[str, dict], a: str, b: str) -> tuple[IndependentRuns, str, float]:
-    """The runs' F(a) - F(b), their method and temperature, from their summaries (by folder)."""
-    temperatures = {s["temperature_K"] for s in summaries.values()}
-    methods = {s["method"] for s in summaries.values()}
+REPORT_SIDES = (".json:first", ".json:second")
+
+
+def is_report_side(argument: Path) -> bool:
+    return str(argument).endswith(REPORT_SIDES)
+
+
+def earlier_runs(spec: Path, a: str, b: str) -> tuple[IndependentRuns, str, float]:
+    """The runs of one side of a report this script wrote before (REPORT.json:first|second)."""
+    path, side = str(spec).rsplit(":", 1)
+    try:
+        report = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as error:
+        raise SystemExit(f"{spec}: cannot read the report: {error}") from None
+    part = report.get(side, {})
+    if report.get("pair") != [a, b]:
+        pair = " - ".join(f"F({label})" for label in report.get("pair", ["?"]))
+        raise SystemExit(f"{spec}: the report is of {pair}, not of F({a}) - F({b})")
+    if "method" not in part or "temperature_K" not in part:
+        raise SystemExit(f"{spec}: the report names no method and temperature_K for its {side} runs")
+    runs = IndependentRuns(a, b, dict(part["estimates"]), list(part["missing"]))
+    return runs, part["method"], float(part["temperature_K"])
+
+
+def combine(
+    summaries: dict[str, dict], a: str, b: str, earlier: Sequence[tuple[IndependentRuns, str, float]] = ()
+) -> tuple[IndependentRuns, str, float]:
+    """The runs' F(a) - F(b), their method and temperature, from their summaries (by folder) and
+    from runs analysed before (``earlier_runs``)."""
+    temperatures = {s["temperature_K"] for s in summaries.values()} | {t for _, _, t in earlier}
+    methods = {s["method"] for s in summaries.values()} | {m for _, m, _ in earlier}
     if len(temperatures) != 1 or len(methods) != 1:
         raise SystemExit(f"runs to combine must share method and temperature: {methods}, {temperatures} K")
     populations = {run: s["free_energy"]["reweighted_population"] for run, s in summaries.items()}
     temperature = temperatures.pop()
-    return independent_runs(populations, a, b, temperature), methods.pop(), temperature
+    runs = independent_runs(populations, a, b, temperature)
+    for before, _, _ in earlier:
+        runs.estimates.update(before.estimates)
+        runs.missing.extend(before.missing)
+    return runs, methods.pop(), temperature
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--first", type=Path, nargs="+", required=True, help="run folders of one method")
-    parser.add_argument("--second", type=Path, nargs="+", required=True, help="run folders of the other")
+    runs_help = "run folders of {} (or REPORT.json:first|second for runs analysed before)"
+    parser.add_argument("--first", type=Path, nargs="+", required=True, help=runs_help.format("one method"))
+    parser.add_argument("--second", type=Path, nargs="+", required=True, help=runs_help.format("the other"))
     parser.add_argument("--pair", default="Ih,mix", help="the two CNA labels, a,b: F(a) - F(b) (Ih,mix)")
     parser.add_argument("--out", type=Path, default=Path("out/independent_runs.json"))
     args = parser.parse_args()
     a, b = args.pair.split(",")
-    results, curves = {}, []
-    for colour, (name, folders) in enumerate((("first", args.first), ("second", args.second))):
+    results, curves, described = {}, [], {}
+    for colour, (name, arguments) in enumerate((("first", args.first), ("second", args.second))):
+        folders = [argument for argument in arguments if not is_report_side(argument)]
+        earlier = [earlier_runs(argument, a, b) for argument in arguments if is_report_side(argument)]
         summaries = {str(folder): summary_of(folder) for folder in folders}
-        runs, method, temperature = combine(summaries, a, b)
+        runs, method, temperature = combine(summaries, a, b, earlier)
+        described[name] = {"method": method, "temperature_K": temperature}
         for folder in folders:
             curve = running_curve(summaries[str(folder)], a, b)
             if curve is not None:
@@ -99,6 +139,7 @@ def main() -> None:
             "missing": r.missing,
             "mean": r.mean,
             "standard_error": r.standard_error,
+            **described[name],
         }
         for name, r in results.items()
     }

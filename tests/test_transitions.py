@@ -222,3 +222,21 @@ def test_independent_runs_example_reads_run_folders(tmp_path) -> None:
     mixing = [*args[:3], str(first[0]), str(second[0]), "--second", str(second[1])]
     mixed = subprocess.run(mixing, capture_output=True, text=True)
     assert mixed.returncode != 0 and "must share method and temperature" in mixed.stderr
+
+    # Runs analysed before join a side from the report (their folders may be gone).
+    assert report["first"]["method"] == "metad" and report["second"]["temperature_K"] == 450.0
+    later = run_folder("o_later", "opes", {"Ih": 0.7, "mix": 0.3})
+    again = tmp_path / "again.json"
+    head = [sys.executable, str(script), "--first", *map(str, first)]
+    joined = [*head, "--second", f"{out}:second", str(later), "--out", str(again)]
+    subprocess.run(joined, capture_output=True, text=True, check=True)
+    rejoined = json.loads(again.read_text())["second"]
+    expected = [-kt * np.log(p / (1 - p)) for p in (0.85, 0.9, 0.7)]
+    assert sorted(rejoined["estimates"].values()) == pytest.approx(sorted(expected))
+    assert rejoined["missing"] == [str(tmp_path / "o_never")]
+    assert rejoined["standard_error"] == pytest.approx(np.std(expected, ddof=1) / np.sqrt(3))
+    crossed = subprocess.run([*head, "--second", str(later), f"{out}:first"], capture_output=True, text=True)
+    assert crossed.returncode != 0 and "must share method and temperature" in crossed.stderr
+    other_pair_args = [*head, "--second", f"{out}:second", "--pair", "Ih,Dh"]
+    other_pair = subprocess.run(other_pair_args, capture_output=True, text=True)
+    assert other_pair.returncode != 0 and "not of F(Ih) - F(Dh)" in other_pair.stderr
