@@ -66,7 +66,7 @@ def time_one_size(
     core = nanochart.CV(model, num_threads=1)._core  # the core itself, without the size warning
     core_2_threads = nanochart.CV(model, num_threads=2)._core
     core_libtorch = nanochart.CV(model, num_threads=1, engine="libtorch")._core
-    dV_ds = np.array([1.0, -0.5, 0.25, -0.125, 0.0625][: len(core.cv_names)])
+    dV_ds = (-0.5) ** np.arange(len(core.cv_names))  # 1, -1/2, 1/4, ... one per CV
     positions, weights = torch.tensor(x), torch.tensor(dV_ds)
     weights_g = np.linspace(-1.0, 1.0, rdf["n_bins"])
     rdf_args = (RdfSettings(**rdf),)

@@ -336,9 +336,6 @@ def test_generate_lammps_failure_is_reported(tmp_path: Path) -> None:
         )
 
 
-@needs_lammps
-@needs_ovito
-@pytest.mark.slow
 def test_interrupted_append_leaves_whole_frames(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """An interruption in the middle of appending a run's frames (Ctrl-C, or SIGTERM, which the CLI
     turns into KeyboardInterrupt) cuts the file back to the frames it held: it still reads."""
@@ -359,6 +356,9 @@ def test_interrupted_append_leaves_whole_frames(tmp_path: Path, monkeypatch: pyt
     assert out.stat().st_size == size and len(read(out, index=":")) == 1
 
 
+@needs_lammps
+@needs_ovito
+@pytest.mark.slow
 def test_cli_generate_interrupted_and_resumed(reference: Path, tmp_path: Path) -> None:
     """A real interruption: SIGTERM to `nanochart generate` once some runs are saved, then the same
     command again: nothing kept is lost and the result equals an uninterrupted run."""
