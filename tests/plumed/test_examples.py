@@ -77,6 +77,7 @@ def test_transitions_example(tmp_path, method) -> None:
         for label, share in fe["reweighted_population"].items():
             assert np.exp(finals[label] - total) == pytest.approx(share, rel=1e-9)
         assert (tmp_path / method / "fes.png").read_bytes()[:4] == b"\x89PNG"
+        assert fe["separation"]["biased_cvs"] == 2 and fe["separation"]["all_cvs"] == 3
         # Default widths: the CVs' standard deviations over unbiased MD from the start.
         widths = out.split("widths: ", 1)[1].split(" CV units", 1)[0]
         line = next(x for x in (tmp_path / method / "plumed.dat").read_text().splitlines() if "SIGMA=" in x)
@@ -132,6 +133,8 @@ def test_transitions_example_on_three_cvs_from_a_start_file(tmp_path) -> None:
     assert line.startswith("opes: OPES_METAD_EXPLORE ARG=cv.cv1,cv.cv2,cv.cv3 SIGMA=0.35,0.6,0.3 ")
     report = json.loads((folder / "motifs.json").read_text())
     assert report["frames"] == 4 and report["start"] == "Dh", "started from the file's last frame"
+    separation = json.loads((folder / "summary.json").read_text())["free_energy"]["separation"]
+    assert separation["biased_cvs"] == 3 and separation["all_cvs"] == 3
     missing = subprocess.run(
         [sys.executable, str(EXAMPLES / "transitions_au147.py"), "--start", str(tmp_path / "none.extxyz")],
         capture_output=True,

@@ -243,3 +243,45 @@ def agreement(first: IndependentRuns, second: IndependentRuns) -> float:
     """|difference of the two means| in combined standard errors (nan without both errors)."""
     combined = np.hypot(first.standard_error, second.standard_error)
     return float(abs(first.mean - second.mean) / combined) if combined > 0 else float("nan")
+
+
+def class_separation(
+    cvs: np.ndarray,
+    labels: np.ndarray | list[str],
+    a: str,
+    b: str,
+    *,
+    blocks: int = 5,
+    neighbours: int = 5,
+) -> float:
+    """How well the CVs of a run's thermal frames tell motif ``a`` from motif ``b``: the balanced
+    accuracy (mean recall of the two) of a ``neighbours``-nearest-neighbour classifier on ``cvs``
+    (frames x CVs, in time order), each of ``blocks`` consecutive stretches of time predicted from
+    the others, since neighbouring frames are alike. 0.5 is chance, 1 clean separation. A bias on
+    CVs that do not separate the pair pushes on something else, and F(a) - F(b) converges only as
+    fast as unbiased crossings come. nan when a or b lies in fewer than two blocks (nothing to
+    predict it from)."""
+    cvs = np.asarray(cvs, dtype=np.float64)
+    labels = np.asarray(labels)
+    if cvs.ndim != 2 or len(cvs) != len(labels):
+        raise ValueError(
+            f"cvs must be (frames, CVs) with one label per frame, got {cvs.shape} and {labels.shape}"
+        )
+    from sklearn.neighbors import KNeighborsClassifier
+
+    block = np.arange(len(labels)) * blocks // max(len(labels), 1)
+    pair = (labels == a) | (labels == b)
+    for label in (a, b):
+        if len(np.unique(block[labels == label])) < 2:
+            return float("nan")
+    predicted = np.empty(len(labels), dtype=labels.dtype)
+    for k in range(blocks):
+        test, train = pair & (block == k), pair & (block != k)
+        if not test.any():
+            continue
+        knn = KNeighborsClassifier(n_neighbors=min(neighbours, int(train.sum()))).fit(
+            cvs[train], labels[train]
+        )
+        predicted[test] = knn.predict(cvs[test])
+    recall = [float(np.mean(predicted[labels == label] == label)) for label in (a, b)]
+    return float(np.mean(recall))
