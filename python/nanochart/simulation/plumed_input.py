@@ -144,8 +144,9 @@ def plumed_input(
         extent = high - low
         points = float(np.prod(5 * extent / (widths / 5)))
         if points > MAX_GRID_POINTS:
+            where = "box" if box is not None else "chart"
             raise ValueError(
-                f"METAD's grid over {biased} CVs would hold {points:.2g} points (the chart's extent "
+                f"METAD's grid over {biased} CVs would hold {points:.2g} points (the {where}'s extent "
                 f"{np.round(extent, 2).tolist()} and twice it on each side, bins a fifth of each width): "
                 "bias fewer CVs, give wider sigma, or use OPES_METAD, which needs no grid (`OpesSettings`;"
                 " `nanochart plumed-input --opes`)"
