@@ -152,8 +152,8 @@ def test_plumed_input_biases_chosen_cvs(model_path: Path, rng: np.random.Generat
     with pytest.raises(ValueError, match="use OPES_METAD, which needs no grid"):
         plumed_input(model_path, chart_cvs=chart_cvs, metad=MetadSettings(sigma=(0.05, 0.07, 0.1)), biased=3)
     box = ([-11.0, 1.0, -4.0], [3.0, 12.0, 5.0])
+    wide = MetadSettings(sigma=(0.57, 0.412, 0.457))
     with pytest.raises(ValueError, match=r"2e\+08 points \(the box's extent \[14.0, 11.0, 9.0\]"):
-        wide = MetadSettings(sigma=(0.57, 0.412, 0.457))
         plumed_input(model_path, chart_cvs=chart_cvs, metad=wide, biased=3, box=box)
     with pytest.raises(ValueError, match="2 widths for 3 biased CVs"):
         plumed_input(model_path, metad=OpesSettings(sigma=(0.1, 0.1)), biased=3)
