@@ -14,6 +14,10 @@
 #   SEEDS            trainings from different initial weights; the lowest validation loss ships ("0 1")
 #   FAR_OFF          extxyz of structures unlike the data, for the novelty's far-off figure (none)
 #   SUPERVISION      weight of the training's label term, `nanochart train --supervision` (0: off)
+#   CUT_STARTS       1: the training set also starts MD from random cuts of larger motifs
+#                    (`nanochart generate --cut-starts`); the held-out sets stay as without (0)
+#   MODEL_DIR        where the model file, chart and card figures go (models/<element><natoms>):
+#                    another folder builds a candidate without touching the shipped model
 #   NANOCHART, PYTHON  the executables (default: the repository's .venv, else PATH)
 set -euo pipefail
 if [[ $# -lt 2 ]]; then
@@ -25,7 +29,7 @@ natoms=$2
 name=$(echo "$element" | tr '[:upper:]' '[:lower:]')$natoms
 models=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$models/.." && pwd)
-here=$models/$name
+here=${MODEL_DIR:-$models/$name}
 work=${3:-$repo/build/$name-model}
 nanochart=${NANOCHART:-$repo/.venv/bin/nanochart}
 [[ -x $nanochart ]] || nanochart=nanochart
@@ -33,13 +37,15 @@ python=${PYTHON:-$repo/.venv/bin/python}
 [[ -x $python ]] || python=python3
 seeds=${SEEDS:-0 1}
 supervision=${SUPERVISION:-0}
+cut_starts=()
+[[ ${CUT_STARTS:-0} == 1 ]] && cut_starts=(--cut-starts)
 mkdir -p "$work" "$here/chart"
 
 # Training set and an in-distribution held-out set (the default ladder, 0.19-0.43 of the bulk
 # melting point; another seed), and the MD-ready test: fresh MD at 300 and 450 K from every seed
 # motif (a third seed), never trained on.
 "$nanochart" generate --element "$element" --natoms "$natoms" --structures "${TRAIN_SNAPSHOTS:-32000}" \
-  --seed 0 --out "$work/train.extxyz"
+  --seed 0 "${cut_starts[@]}" --out "$work/train.extxyz"
 "$nanochart" generate --element "$element" --natoms "$natoms" --structures "${TEST_SNAPSHOTS:-6000}" \
   --seed 1 --out "$work/test.extxyz"
 "$nanochart" generate --element "$element" --natoms "$natoms" --structures "${TEST_SNAPSHOTS:-6000}" \

@@ -218,3 +218,33 @@ def test_card_reports_structures_made_elsewhere(name: str) -> None:
         distances = np.sort(pdist(atoms.positions))
         assert len(atoms) == n_atoms and set(atoms.get_chemical_symbols()) == {element}
         assert min(np.abs(distances - seed).max() for seed in seeds) > 0.5, atoms.info["name"]
+
+
+@pytest.mark.parametrize("cut_starts", ["0", "1"])
+def test_recipe_builds_a_candidate_elsewhere_with_cut_starts(tmp_path: Path, cut_starts: str) -> None:
+    """models/make_model.sh with MODEL_DIR writes nothing under models/, and CUT_STARTS=1 (only)
+    asks the training set's `nanochart generate` for cut starts. The executable given as NANOCHART
+    records its arguments and fails, so the recipe stops at its first command."""
+    import os
+    import subprocess
+
+    calls = tmp_path / "calls.txt"
+    fake = tmp_path / "nanochart"
+    fake.write_text(f'#!/usr/bin/env bash\necho "$@" >> {calls}\nexit 3\n')
+    fake.chmod(0o755)
+    candidate = tmp_path / "candidate"
+    environment = {**os.environ, "NANOCHART": str(fake), "MODEL_DIR": str(candidate)}
+    environment["CUT_STARTS"] = cut_starts
+    before = sorted(MODELS.rglob("*"))
+    result = subprocess.run(
+        ["bash", str(MODELS / "make_model.sh"), "Au", "147", str(tmp_path / "work")],
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 3, result.stderr
+    (call,) = calls.read_text().splitlines()
+    assert call.startswith("generate --element Au --natoms 147") and "--out " + str(tmp_path / "work") in call
+    assert ("--cut-starts" in call.split()) == (cut_starts == "1")
+    assert (candidate / "chart").is_dir() and sorted(MODELS.rglob("*")) == before

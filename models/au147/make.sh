@@ -9,10 +9,13 @@
 # where it stopped). TRAIN_SNAPSHOTS (default 32000) sets the size of the training set; a larger
 # value extends a finished set. SEEDS (default "0 1"): the trainings to choose from. SUPERVISION
 # (default 1): weight of the training's label term (`nanochart train --supervision`; 0 trains
-# without labels, as the models before 2026-12-03).
+# without labels, as the models before 2026-12-03). CUT_STARTS=1 adds MD from random cuts of larger
+# motifs to the training set; MODEL_DIR builds a candidate elsewhere than models/au147 (both as in
+# models/make_model.sh).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
+out=${MODEL_DIR:-$here}
 work=${1:-$repo/build/au147-model}
 nanochart=${NANOCHART:-$repo/.venv/bin/nanochart}
 [[ -x $nanochart ]] || nanochart=nanochart
@@ -26,4 +29,4 @@ FAR_OFF=$work/far_off.extxyz TRAIN_SNAPSHOTS=${TRAIN_SNAPSHOTS:-32000} TEST_SNAP
 
 "$python" "$here/thermal_ceiling.py" "$work" --variants
 
-cp "$work/thermal_ceiling.json" "$here/"
+cp "$work/thermal_ceiling.json" "$out/"
