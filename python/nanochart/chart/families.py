@@ -86,16 +86,16 @@ def describe_families(
 ) -> list[FamilyDescription]:
     """Describe and name every family from its representatives (CNA with OVITO; ``labels``, the
     labels the data carry, add their shares over all members)."""
-    from tqdm.auto import tqdm
+    from nanochart.progress import progress_bar
 
     picked = [
         nearest_members(cvs, families, centre, k, n_representatives) for k, centre in enumerate(centroids)
     ]
-    bar = tqdm(
+    bar = progress_bar(
         total=sum(len(p) for p in picked),
         desc="families",
         unit="structure",
-        disable=None if progress else True,
+        enabled=progress,
     )
     descriptions = []
     with bar:

@@ -35,10 +35,11 @@ def quench(
     the EAM used to make the data, good enough to remove thermal noise."""
     from ase.calculators.emt import EMT
     from ase.optimize import FIRE
-    from tqdm.auto import tqdm
+
+    from nanochart.progress import progress_bar
 
     quenched = []
-    for atoms in tqdm(frames, desc="quench", unit="frame", disable=None if progress else True, leave=False):
+    for atoms in progress_bar(frames, desc="quench", unit="frame", enabled=progress, leave=False):
         atoms = atoms.copy()
         atoms.calc = EMT()
         FIRE(atoms, logfile=None).run(fmax=fmax, steps=steps)

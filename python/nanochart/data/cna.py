@@ -346,11 +346,11 @@ def label_frames(
     ``if __name__ == "__main__":`` in scripts)."""
     from contextlib import nullcontext
 
-    from tqdm.auto import tqdm
+    from nanochart.progress import progress_bar
 
     chunk = max(1, min(100, len(frames) // 8))  # at least 8 jobs to share out when there are few frames
     starts = range(0, len(frames), chunk)
-    bar = tqdm(total=len(frames), desc="CNA", unit="structure", disable=None if progress else True)
+    bar = progress_bar(total=len(frames), desc="CNA", unit="structure", enabled=progress)
     with bar, nullcontext(pool) if pool else label_pool(workers, len(starts)) as executor:
         jobs = [
             executor.submit(

@@ -436,7 +436,7 @@ def generate(
     Runs go to ``workers`` (default: one per core) fresh worker processes, so a script calling this
     must guard its top level with ``if __name__ == "__main__":``.
     """
-    from tqdm.auto import tqdm
+    from nanochart.progress import progress_bar
 
     out = Path(out)
     check_writable(out)
@@ -447,12 +447,12 @@ def generate(
     runs = _planned_runs(settings, state)
     pending = [run for run in runs if run.index not in state.done]
     workers = max(1, min(workers or os.cpu_count() or 1, len(pending) or 1))
-    bar = tqdm(
+    bar = progress_bar(
         total=len(runs) * settings.snapshots_per_run,
         initial=len(state.done) * settings.snapshots_per_run,
         desc=f"{settings.element}{settings.n_atoms} structures",
         unit="snapshot",
-        disable=None if progress else True,
+        enabled=progress,
     )
     with bar:
         for result in _run_all(settings, pending, workers, potential):
@@ -470,7 +470,7 @@ def generate(
             state.size = out.stat().st_size
             state.save()
             bar.update(settings.snapshots_per_run)
-            bar.set_postfix(kept=sum(sum(c.values()) for c in labels.values()))
+            bar.set_postfix(kept=sum(sum(c.values()) for c in labels.values()), refresh=False)
 
     return finish(GenerateResult(out, 0, 0, 0, 0), state, labels, f"{settings.element}{settings.n_atoms}")
 

@@ -253,7 +253,7 @@ def generate_pt(
     """Make (or resume, or extend) the data set ``out`` by parallel tempering; see the module
     docstring. ``mpiexec``: the MPI launcher command line (default: the mpich wheel's `mpiexec`),
     run with ``-n replicas * procs_per_replica``; ``workers``: processes for the CNA labels."""
-    from tqdm.auto import tqdm
+    from nanochart.progress import progress_bar
 
     out = Path(out)
     launcher = find_launcher(mpiexec, procs_per_replica)
@@ -274,12 +274,12 @@ def generate_pt(
 
     total = 1 + settings.segments
     per_segment = settings.segment_snapshots * settings.replicas
-    bar = tqdm(
+    bar = progress_bar(
         total=settings.segments * per_segment,
         initial=max(0, len(state.done) - 1) * per_segment,
         desc=f"{settings.element}{settings.n_atoms} PT, {settings.replicas} replicas",
         unit="snapshot",
-        disable=None if progress else True,
+        enabled=progress,
     )
     with bar, label_pool(workers) as pool:
         for index in range(len(state.done), total):
@@ -318,7 +318,7 @@ def generate_pt(
             if index > 0:
                 shutil.rmtree(work / _segment_dir(index - 1), ignore_errors=True)
             bar.n = done_before + len(segment.snapshot_steps) * settings.replicas
-            bar.set_postfix(kept=sum(sum(c.values()) for c in labels.values()))
+            bar.set_postfix(kept=sum(sum(c.values()) for c in labels.values()), refresh=False)
 
     result = PtResult(out, 0, 0, 0, 0, report=pt_report(out, settings))
     finish(result, state, labels, f"{settings.element}{settings.n_atoms} (parallel tempering)")

@@ -214,15 +214,13 @@ def _map_batches(
 ) -> np.ndarray:
     """``compute(positions (b, N, 3), cell or None) -> (b, width)`` over all frames, in batches of
     frames that share one periodic cell (None for clusters in vacuum), with a progress bar."""
-    from tqdm.auto import tqdm
+    from nanochart.progress import progress_bar
 
     check_structures(frames)
     positions = positions_of(frames)
     boxes = [np.asarray(atoms.cell, dtype=np.float64) if atoms.pbc.all() else None for atoms in frames]
     out = np.empty((len(frames), width))
-    bar = tqdm(
-        total=len(frames), desc=description, unit="structure", disable=None if progress else True, leave=False
-    )
+    bar = progress_bar(total=len(frames), desc=description, unit="structure", enabled=progress, leave=False)
     with bar:
         for box, indices in _group_by_box(boxes).items():
             cell = None if box is None else np.frombuffer(box).reshape(3, 3)

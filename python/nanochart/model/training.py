@@ -132,7 +132,7 @@ class ChartAutoencoder(TransformerMixin, BaseEstimator):
         (n_samples,): each sample's structure label, needed when ``supervision`` > 0. With
         ``resume`` and an existing ``checkpoint`` file, training continues where that checkpoint
         stopped."""
-        from tqdm.auto import tqdm
+        from nanochart.progress import progress_bar
 
         X = self._check_rdfs(X, fitting=True)
         y = X if y is None else self._check_rdfs(y, fitting=True)
@@ -194,11 +194,11 @@ class ChartAutoencoder(TransformerMixin, BaseEstimator):
             optimizer.load_state_dict(state["optimizer"])
 
         start = len(self.history_["train"])
-        bar = tqdm(
+        bar = progress_bar(
             range(start, self.epochs),
             desc="training",
             unit="epoch",
-            disable=None if self.progress else True,
+            enabled=self.progress,
             leave=False,
         )
         for epoch in bar:
@@ -224,7 +224,10 @@ class ChartAutoencoder(TransformerMixin, BaseEstimator):
                 self.best_loss_, self.best_epoch_ = watched, epoch
                 self._best_state = copy.deepcopy(model.state_dict())
             bar.set_postfix(
-                train=f"{train_loss:.4g}", validation=f"{validation_loss:.4g}", best=self.best_epoch_
+                train=f"{train_loss:.4g}",
+                validation=f"{validation_loss:.4g}",
+                best=self.best_epoch_,
+                refresh=False,
             )
             if self.checkpoint is not None:
                 self._save_checkpoint(optimizer)

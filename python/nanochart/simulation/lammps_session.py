@@ -156,7 +156,7 @@ def quench_frames(
     """The inherent structure of every frame (one-element clusters in vacuum, the same atoms in
     each): conjugate-gradient quenches with the EAM potential in one LAMMPS session. Returns new
     frames (positions in angstrom, ``info["energy"]`` in eV), in the input order."""
-    from tqdm.auto import tqdm
+    from nanochart.progress import progress_bar
 
     if not frames:
         return []
@@ -170,7 +170,7 @@ def quench_frames(
         try:
             lmp.command("min_style cg")
             centre = gather(lmp, "x").mean(axis=0)  # LAMMPS' box was built around this centre
-            for atoms in tqdm(frames, desc="quenching", unit="frame", disable=None if progress else True):
+            for atoms in progress_bar(frames, desc="quenching", unit="frame", enabled=progress):
                 scatter(lmp, "x", atoms.positions - atoms.positions.mean(axis=0) + centre)
                 positions, energy = quench(lmp)
                 minimum = Atoms(atoms.symbols, positions=positions)

@@ -114,7 +114,8 @@ def run_md(
     trajectory.
     """
     from ase.io import write
-    from tqdm.auto import tqdm
+
+    from nanochart.progress import progress_bar
 
     if thermostat not in ("langevin", "nve"):
         raise ValueError(f"thermostat must be 'langevin' or 'nve', got {thermostat!r}")
@@ -172,9 +173,7 @@ def run_md(
             dump_every=dump_every,
             progress=progress,
             frame=frame,
-            bar=lambda: tqdm(
-                total=steps, desc="MD", unit="step", disable=None if progress else True, leave=False
-            ),
+            bar=lambda: progress_bar(total=steps, desc="MD", unit="step", enabled=progress, leave=False),
         )
 
     table = np.array(rows)
@@ -400,7 +399,7 @@ def _run_callback(
     _raise_first(errors, lmp)
 
     rows = [_thermo_row(lmp, timestep, bias_energy[0])]
-    with bar() as progress_bar:
+    with bar() as shown:
         done = 0
         while done < steps:
             chunk = min(thermo_every, steps - done)
@@ -408,7 +407,7 @@ def _run_callback(
             _raise_first(errors, lmp)
             done += chunk
             rows.append(_thermo_row(lmp, timestep, bias_energy[0]))
-            progress_bar.update(chunk)
+            shown.update(chunk)
     lmp.close()
     if plumed_engine is not None:
         plumed_engine.finalize()
@@ -471,12 +470,12 @@ def _run_plugin(
     lmp.command(f"thermo {thermo_every}")
     command("run 0 post no", "the bias failed during MD")
     pieces = 100 if progress else 1
-    with bar() as progress_bar:
+    with bar() as shown:
         done = 0
         while done < steps:
             piece = min(steps - done, max(1, -(-steps // pieces)))
             command(f"run {piece} pre no post no", "the bias failed during MD")
-            progress_bar.update(piece)
+            shown.update(piece)
             done += piece
     table = np.loadtxt("thermo_rows.txt", ndmin=2)
     step = table[:, 0].astype(np.int64)
