@@ -48,3 +48,27 @@ def test_a_terminal_gets_a_live_bar_and_disabled_bars_say_nothing() -> None:
     for _ in progress_bar(range(3), desc="MD", stream=log, enabled=False):
         pass
     assert log.getvalue() == ""
+
+
+def test_slow_steps_in_a_log_repeat_no_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """tqdm's monitor thread redraws a bar whose steps are slow without moving its clock; in a log
+    every step then came out twice (seen with 20 s training epochs)."""
+    import itertools
+    import re
+    import time
+
+    from tqdm.auto import tqdm
+
+    monkeypatch.setattr(progress, "LOG_INTERVAL_S", 0.2)
+    monkeypatch.setattr(tqdm, "monitor_interval", 0.01)
+    # A monitor left by earlier bars keeps its 10 s beat: stop it, so that a new one starts at 0.01 s.
+    if tqdm.monitor is not None:
+        tqdm.monitor.exit()
+        tqdm.monitor = None
+    log = io.StringIO()
+    for _ in progress_bar(range(12), desc="training", stream=log):
+        time.sleep(0.07)
+    counts = [int(re.search(r"(\d+)/12", line).group(1)) for line in log.getvalue().splitlines()]
+    # The last line is the bar's close, which repeats the final count.
+    assert len(counts) >= 4 and counts[-1] == 12
+    assert all(a < b for a, b in itertools.pairwise(counts[:-1])), counts

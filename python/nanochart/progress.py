@@ -56,11 +56,14 @@ def progress_bar(
         return tqdm(iterable, file=stream, **options)
     # In a log the last line (100%) should stay, whatever a live bar would do.
     options["leave"] = True
+    # miniters=1: every update checks the clock, and tqdm's monitor thread, which redraws bars whose
+    # dynamic miniters grew without moving their last-print time, stays away (it doubled the lines).
     return tqdm(
         iterable,
         file=_LineWriter(stream),
         mininterval=LOG_INTERVAL_S,
         maxinterval=LOG_INTERVAL_S,
+        miniters=1,
         ascii=True,
         dynamic_ncols=False,
         ncols=100,
