@@ -62,10 +62,8 @@ def progress_bar(
         iterable,
         file=_LineWriter(stream),
         mininterval=LOG_INTERVAL_S,
-        maxinterval=LOG_INTERVAL_S,
         miniters=1,
         ascii=True,
-        dynamic_ncols=False,
         ncols=100,
         **options,
     )
