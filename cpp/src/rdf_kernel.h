@@ -52,6 +52,8 @@ struct Grid {
   std::vector<double> gauss;          // C_m, m = -R..-R+kWindowLanes*groups-1
   std::vector<double> offsets;        // m h, same m
   std::vector<double> gauss_offsets;  // C_m m h, same m
+  // Bin m is within the cutoff where lowest_x0[m] <= x0 <= highest_x0[m] (-cutoff - m h, cutoff - m h).
+  std::vector<double> lowest_x0, highest_x0;
   // Bit j: may any bin of group j lie beyond the cutoff? (Groups from 64 on are always masked.)
   uint64_t masked_groups = 0;
   // The window loops compiled for this window width and this CPU's vectors, chosen once.
@@ -70,15 +72,18 @@ inline int64_t padded_pairs(int64_t count) { return (count + kRowPadding - 1) / 
 struct PairArrays {
   explicit PairArrays(int64_t capacity);
   int64_t capacity() const { return static_cast<int64_t>(r.size()); }
-  std::vector<double> dx, dy, dz, r, inv_r, centre, x0, q4;
-  std::vector<double> base;  // e0 q^-R [1, q, q^2, q^3], four per pair
+  std::vector<double> dx, dy, dz, r, inv_r, x0, q4;
+  std::vector<int64_t> centre;  // a pair's centre bin c
+  std::vector<double> base;     // e0 q^-R [1, q, q^2, q^3], four per pair
 };
 
 // The pairs (i, j) of one row i, j = i+1..n-1: views into PairArrays from the row's first pair
 // on, and the row's derivative scratch dL_dr.
 struct Row {
   Row(PairArrays& arrays, int64_t first_pair, double* dL_dr);
-  double *dx, *dy, *dz, *r, *inv_r, *centre, *x0, *q4, *base, *dL_dr;
+  double *dx, *dy, *dz, *r, *inv_r;
+  int64_t* centre;
+  double *x0, *q4, *base, *dL_dr;
 };
 
 // Every pair (i, j > i) of a structure, row after row, each row padded (kRowPadding).

@@ -68,16 +68,34 @@ __attribute__((always_inline)) inline Vec keep(Mask mask, Vec v) {
   return (Vec)((Mask)v & mask);
 }
 
-// v where x^2 <= limit, +0.0 elsewhere.
-__attribute__((always_inline)) inline Vec4 keep_within(Vec4 x, double limit, Vec4 v) { return keep(x * x <= limit, v); }
-__attribute__((always_inline)) inline Halves4 keep_within(Halves4 x, double limit, Halves4 v) {
-  return {keep(x.lo * x.lo <= limit, v.lo), keep(x.hi * x.hi <= limit, v.hi)};
+// v where lowest <= x <= highest (lane by lane), +0.0 elsewhere.
+__attribute__((always_inline)) inline Vec4 keep_between(double x, Vec4 lowest, Vec4 highest, Vec4 v) {
+  return keep((x >= lowest) & (x <= highest), v);
+}
+__attribute__((always_inline)) inline Halves4 keep_between(double x, Halves4 lowest, Halves4 highest, Halves4 v) {
+  return {keep((x >= lowest.lo) & (x <= highest.lo), v.lo), keep((x >= lowest.hi) & (x <= highest.hi), v.hi)};
 }
 
 __attribute__((always_inline)) inline double lane_sum(Vec4 v) { return (v[0] + v[1]) + (v[2] + v[3]); }
 __attribute__((always_inline)) inline double lane_sum(Halves4 v) {
   const Vec2 s = v.lo + v.hi;
   return s[0] + s[1];
+}
+
+// out[i] = lane_sum(s_i) for four sums, bit for bit: for Vec4 the lanes of all four are added
+// at once by two rounds of shuffles (six instead of twelve).
+__attribute__((always_inline)) inline void lane_sums(Vec4 s0, Vec4 s1, Vec4 s2, Vec4 s3, double* out) {
+#if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12)
+  // [s0_0 + s0_1, s1_0 + s1_1, s0_2 + s0_3, s1_2 + s1_3], the same for s2 and s3, then the halves.
+  const Vec4 low = __builtin_shufflevector(s0, s1, 0, 4, 2, 6) + __builtin_shufflevector(s0, s1, 1, 5, 3, 7);
+  const Vec4 high = __builtin_shufflevector(s2, s3, 0, 4, 2, 6) + __builtin_shufflevector(s2, s3, 1, 5, 3, 7);
+  store(out, __builtin_shufflevector(low, high, 0, 1, 4, 5) + __builtin_shufflevector(low, high, 2, 3, 6, 7));
+#else
+  out[0] = lane_sum(s0), out[1] = lane_sum(s1), out[2] = lane_sum(s2), out[3] = lane_sum(s3);
+#endif
+}
+__attribute__((always_inline)) inline void lane_sums(Halves4 s0, Halves4 s1, Halves4 s2, Halves4 s3, double* out) {
+  out[0] = lane_sum(s0), out[1] = lane_sum(s1), out[2] = lane_sum(s2), out[3] = lane_sum(s3);
 }
 
 // Whether Vec4 code runs well here: on x86-64 with AVX2 and FMA, which the clones use; in a build
