@@ -50,6 +50,7 @@ def _train(args: argparse.Namespace) -> None:
         epochs=args.epochs,
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
+        weight_decay=args.weight_decay,
         patience=args.patience,
         validation_fraction=args.validation_fraction,
         seed=args.seed,
@@ -599,6 +600,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=fit["learning_rate"],
         help=f"Adam's learning rate ({fit['learning_rate']:g})",
+    )
+    train.add_argument(
+        "--weight-decay",
+        type=float,
+        default=fit["weight_decay"],
+        help="AdamW's decoupled weight decay, a regulariser: each step shrinks the weights by "
+        f"learning rate x this of themselves ({fit['weight_decay']:g}: off, plain Adam)",
     )
     train.add_argument(
         "--validation-fraction",

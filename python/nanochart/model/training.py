@@ -36,7 +36,9 @@ class ChartAutoencoder(TransformerMixin, BaseEstimator):
     stride 2 (200 bins -> 7 x 64 features before the linear layer); enough capacity to rebuild the
     RDFs of all motifs, and small enough to train on a CPU in minutes. Adam with learning rate 1e-3
     and batches of 64; training stops when the validation loss has not improved for ``patience``
-    epochs, and the best epoch's weights are kept.
+    epochs, and the best epoch's weights are kept. ``weight_decay`` > 0 trains with AdamW instead
+    (decoupled weight decay, the weights shrunk by learning_rate * weight_decay of themselves each
+    step), a regulariser against the validation loss rising after a few epochs.
 
     ``consistency`` weighs a term that pulls the code of each sample onto the code of its anchor
     (``fit``'s ``anchors``: a thermal snapshot's quench): the mean of |z - z_anchor|^2 over the
@@ -84,6 +86,7 @@ class ChartAutoencoder(TransformerMixin, BaseEstimator):
         epochs: int = 300,
         batch_size: int = 64,
         learning_rate: float = 1e-3,
+        weight_decay: float = 0.0,
         patience: int = 30,
         consistency: float = 1.0,
         supervision: float = 0.0,
@@ -102,6 +105,7 @@ class ChartAutoencoder(TransformerMixin, BaseEstimator):
         self.epochs = epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
         self.patience = patience
         self.consistency = consistency
         self.supervision = supervision
@@ -152,6 +156,8 @@ class ChartAutoencoder(TransformerMixin, BaseEstimator):
             raise ValueError(f"consistency must be >= 0, got {self.consistency}")
         if float(self.supervision) < 0:
             raise ValueError(f"supervision must be >= 0, got {self.supervision}")
+        if float(self.weight_decay) < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
         classes, label_codes = self._check_labels(labels, len(X))
         if int(self.n_cvs) < 1:
             raise ValueError(f"n_cvs (the latent size) must be at least 1, got {self.n_cvs}")
@@ -189,7 +195,11 @@ class ChartAutoencoder(TransformerMixin, BaseEstimator):
         model = self.autoencoder_.to(device)
         head = self.head_.to(device) if self.head_ is not None else None
         parameters = [*model.parameters(), *(head.parameters() if head is not None else [])]
-        optimizer = torch.optim.Adam(parameters, lr=self.learning_rate)
+        optimizer = (
+            torch.optim.AdamW(parameters, lr=self.learning_rate, weight_decay=float(self.weight_decay))
+            if self.weight_decay
+            else torch.optim.Adam(parameters, lr=self.learning_rate)
+        )
         if state is not None:
             optimizer.load_state_dict(state["optimizer"])
 
