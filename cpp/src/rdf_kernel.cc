@@ -231,19 +231,17 @@ Grid::Grid(const RdfSettings& s)
   groups = groups_for(span.bins);
   for (int m = -radius; m < -radius + window_width(); ++m) {
     gauss.push_back(std::exp(-0.5 * m * m * h * h));
-    offsets.push_back(m * h);
-    gauss_offsets.push_back(gauss.back() * offsets.back());
+    gauss_offsets.push_back(gauss.back() * (m * h));
     lowest_x0.push_back(-cutoff - m * h);
     highest_x0.push_back(cutoff - m * h);
   }
-  // A bin is inside the cutoff whatever x0 if it is at both ends of x0's range; only groups
-  // holding others need the mask.
+  // A bin is inside the cutoff whatever x0 if both ends of x0's range lie within its bounds (the
+  // same bounds the mask compares with); only groups holding others need the mask.
   const double x0_lowest = (-centre_shift - 0.5) * h, x0_highest = (-centre_shift + 0.5) * h;
   for (int j = 0; j < groups && j < 64; ++j) {
     for (int l = 0; l < kWindowLanes; ++l) {
-      const double offset = offsets[static_cast<size_t>(kWindowLanes * j + l)];
-      if (std::abs(x0_lowest + offset) > cutoff || std::abs(x0_highest + offset) > cutoff)
-        masked_groups |= uint64_t{1} << j;
+      const size_t m = static_cast<size_t>(kWindowLanes * j + l);
+      if (x0_lowest < lowest_x0[m] || x0_highest > highest_x0[m]) masked_groups |= uint64_t{1} << j;
     }
   }
   constexpr auto widths = std::make_integer_sequence<int, kMaxFixedGroups>();

@@ -50,7 +50,6 @@ struct Grid {
   int64_t lowest_centre() const { return radius - window_width(); }
   int64_t highest_centre() const { return n_bins + radius; }
   std::vector<double> gauss;          // C_m, m = -R..-R+kWindowLanes*groups-1
-  std::vector<double> offsets;        // m h, same m
   std::vector<double> gauss_offsets;  // C_m m h, same m
   // Bin m is within the cutoff where lowest_x0[m] <= x0 <= highest_x0[m] (-cutoff - m h, cutoff - m h).
   std::vector<double> lowest_x0, highest_x0;
