@@ -14,6 +14,7 @@
 #   SEEDS            trainings from different initial weights; the lowest validation loss ships ("0 1")
 #   FAR_OFF          extxyz of structures unlike the data, for the novelty's far-off figure (none)
 #   SUPERVISION      weight of the training's label term, `nanochart train --supervision` (0: off)
+#   COMPACTNESS      weight of the term that gathers each label, `nanochart train --compactness` (0: off)
 #   CUT_STARTS       1: the training set also starts MD from random cuts of larger motifs
 #                    (`nanochart generate --cut-starts`); the held-out sets stay as without (0)
 #   MODEL_DIR        where the model file, chart and card figures go (models/<element><natoms>):
@@ -37,6 +38,7 @@ python=${PYTHON:-$repo/.venv/bin/python}
 [[ -x $python ]] || python=python3
 seeds=${SEEDS:-0 1}
 supervision=${SUPERVISION:-0}
+compactness=${COMPACTNESS:-0}
 cut_starts=()
 [[ ${CUT_STARTS:-0} == 1 ]] && cut_starts=(--cut-starts)
 mkdir -p "$work" "$here/chart"
@@ -58,7 +60,8 @@ for seed in $seeds; do
     resume=()
     [[ -f $run/checkpoint.pt ]] && resume=(--resume)
     "$nanochart" train "$work/train.extxyz" --out "$run" --activation silu --target quench --seed "$seed" \
-      --epochs 200 --patience 25 --batch-size 128 --supervision "$supervision" "${resume[@]}"
+      --epochs 200 --patience 25 --batch-size 128 --supervision "$supervision" \
+      --compactness "$compactness" "${resume[@]}"
   fi
   best=$("$python" -c 'import json, sys
 runs = [p for p in sys.argv[1:] if p]

@@ -248,3 +248,34 @@ def test_recipe_builds_a_candidate_elsewhere_with_cut_starts(tmp_path: Path, cut
     assert call.startswith("generate --element Au --natoms 147") and "--out " + str(tmp_path / "work") in call
     assert ("--cut-starts" in call.split()) == (cut_starts == "1")
     assert (candidate / "chart").is_dir() and sorted(MODELS.rglob("*")) == before
+
+
+def test_recipe_passes_compactness_and_supervision_to_training(tmp_path: Path) -> None:
+    """COMPACTNESS and SUPERVISION reach the recipe's `nanochart train` (0 when unset). The fake
+    executable accepts the data commands and fails at the first training."""
+    import os
+    import subprocess
+
+    calls = tmp_path / "calls.txt"
+    fake = tmp_path / "nanochart"
+    fake.write_text(f'#!/usr/bin/env bash\necho "$@" >> {calls}\n[[ $1 == train ]] && exit 3\nexit 0\n')
+    fake.chmod(0o755)
+    for compactness, expected in (("1.5", "1.5"), (None, "0")):
+        calls.unlink(missing_ok=True)
+        environment = {**os.environ, "NANOCHART": str(fake), "MODEL_DIR": str(tmp_path / "candidate")}
+        environment.pop("COMPACTNESS", None)
+        environment["SUPERVISION"] = "2"
+        if compactness is not None:
+            environment["COMPACTNESS"] = compactness
+        result = subprocess.run(
+            ["bash", str(MODELS / "make_model.sh"), "Au", "147", str(tmp_path / "work")],
+            env=environment,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 3, result.stderr
+        train = calls.read_text().splitlines()[-1].split()
+        assert train[0] == "train"
+        assert train[train.index("--compactness") + 1] == expected
+        assert train[train.index("--supervision") + 1] == "2"

@@ -19,7 +19,7 @@ from nanochart.chart.projection import frame_times, project, quench
 from nanochart.core.rdf import RdfSettings
 from nanochart.data.structures import read_structures
 from nanochart.model.features import choose_settings, featurize, featurize_file
-from nanochart.model.training import ChartAutoencoder
+from nanochart.model.training import ChartAutoencoder, within_label_share
 
 MOTIFS = {
     "Ih": lambda: Icosahedron("Au", 4),
@@ -678,3 +678,47 @@ def test_supervision_off_ignores_labels_and_bad_labels_are_refused(motif_data) -
         ChartAutoencoder(**supervised).fit(rdfs, labels=np.full(len(rdfs), "Ih"))
     with pytest.raises(ValueError, match="supervision must be"):
         ChartAutoencoder(**{**settings, "supervision": -1.0}).fit(rdfs, labels=labels)
+
+
+def test_within_label_share_is_the_variance_ratio() -> None:
+    """The compactness term: within-label over total variance, as numpy computes it; blind to the
+    chart's scale and position; 0 for labels on points, about 1 for labels that do not matter."""
+    rng = np.random.default_rng(5)
+    codes = rng.normal(size=(300, 3)) + np.repeat(np.eye(3) * 4.0, 100, axis=0)
+    labels = np.repeat(np.arange(3), 100)
+    means = np.stack([codes[labels == k].mean(axis=0) for k in range(3)])
+    expected = ((codes - means[labels]) ** 2).sum() / ((codes - codes.mean(axis=0)) ** 2).sum()
+    share = float(within_label_share(torch.tensor(codes), torch.tensor(labels)))
+    assert share == pytest.approx(expected, rel=1e-12)
+    assert 0.1 < share < 0.3  # three unit clouds 4 * sqrt(2) apart
+    moved = float(within_label_share(torch.tensor(7.0 * codes - 3.0), torch.tensor(labels)))
+    assert moved == pytest.approx(share, rel=1e-12)
+    assert float(within_label_share(torch.tensor(means[labels]), torch.tensor(labels))) == pytest.approx(
+        0.0, abs=1e-15
+    )
+    shuffled = float(within_label_share(torch.tensor(codes), torch.tensor(rng.permutation(labels))))
+    assert shuffled > 0.95
+
+
+def test_compactness_gathers_labels_without_a_head(motif_data) -> None:
+    """compactness > 0 lowers the within-label share of the codes of validation structures it never
+    trained on, against the same run without it; it needs labels, trains no classifier head, and
+    its weight is in the summary."""
+    frames, rdfs, _ = motif_data
+    labels = np.array([atoms.info["label"] for atoms in frames])
+    settings = {"epochs": 15, "patience": 100, "batch_size": 16, "seed": 4, "progress": False}
+    plain = ChartAutoencoder(**settings).fit(rdfs, labels=labels)
+    compact = ChartAutoencoder(**settings, compactness=3.0).fit(rdfs, labels=labels)
+    held = compact.validation_indices_
+    codes = np.unique(labels, return_inverse=True)[1]
+
+    def share(model: ChartAutoencoder) -> float:
+        return float(within_label_share(torch.tensor(model.transform(rdfs[held])), torch.tensor(codes[held])))
+
+    assert share(compact) < 0.5 * share(plain), (share(compact), share(plain))
+    assert compact.head_ is None and "validation_cross_entropy" not in compact.summary()
+    assert compact.summary()["settings"]["compactness"] == 3.0
+    with pytest.raises(ValueError, match="needs each sample's label"):
+        ChartAutoencoder(**settings, compactness=1.0).fit(rdfs)
+    with pytest.raises(ValueError, match="compactness must be >= 0, got -1"):
+        ChartAutoencoder(**settings, compactness=-1.0).fit(rdfs, labels=labels)

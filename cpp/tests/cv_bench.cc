@@ -11,13 +11,11 @@
 #include "bench.h"
 #include "helpers.h"
 #include "nanochart/cv.h"
+#include "nanochart/error.h"
 
-int main(int argc, char** argv) {
-  nanochart::testing::BenchArgs args;
-  if (argc < 2 || !nanochart::testing::parse_bench_args(argc, argv, 2, args)) {
-    std::fprintf(stderr, "usage: %s MODEL.pt [--threads MAX] [ATOMS ...]\n", argv[0]);
-    return 2;
-  }
+namespace {
+
+void run(const char* model, const nanochart::testing::BenchArgs& args) {
   using nanochart::testing::per_call_us;
   std::printf("| atoms | threads | values (us) | values+forces (us) | speed-up |\n|---|---|---|---|---|\n");
   for (const int64_t n : args.sizes) {
@@ -27,7 +25,7 @@ int main(int argc, char** argv) {
     for (int threads = 1; threads <= args.max_threads; ++threads) {
       nanochart::CvOptions options;
       options.num_threads = threads;
-      nanochart::CollectiveVariable cv(argv[1], options);
+      nanochart::CollectiveVariable cv(model, options);
       if (n == args.sizes.front() && threads == 1) std::fprintf(stderr, "encoder engine: %s\n", cv.engine().c_str());
       std::vector<double> s(static_cast<size_t>(cv.n_cvs())), dV_ds(s.size(), 0.0);
       for (size_t d = 0; d < dV_ds.size(); ++d) dV_ds[d] = 1.0 / static_cast<double>(d + 1);
@@ -41,6 +39,22 @@ int main(int argc, char** argv) {
       std::printf("| %lld | %d | %.1f | %.1f | %.2f |\n", static_cast<long long>(n), threads, values, both,
                   serial / both);
     }
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  nanochart::testing::BenchArgs args;
+  if (argc < 2 || argv[1][0] == '-' || !nanochart::testing::parse_bench_args(argc, argv, 2, args)) {
+    std::fprintf(stderr, "usage: %s MODEL.pt [--threads MAX] [ATOMS ...]\n", argv[0]);
+    return 2;
+  }
+  try {
+    run(argv[1], args);
+  } catch (const nanochart::Error& e) {
+    std::fprintf(stderr, "%s: %s\n", argv[0], e.what());
+    return 1;
   }
   return 0;
 }

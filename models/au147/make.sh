@@ -10,7 +10,8 @@
 # value extends a finished set. SEEDS (default "0 1"): the trainings to choose from. SUPERVISION
 # (default 1): weight of the training's label term (`nanochart train --supervision`; 0 trains
 # without labels, as the models before 2026-12-03). CUT_STARTS=1 adds MD from random cuts of larger
-# motifs to the training set; MODEL_DIR builds a candidate elsewhere than models/au147 (both as in
+# motifs to the training set; COMPACTNESS (default 0) weighs the label-gathering term (`nanochart
+# train --compactness`); MODEL_DIR builds a candidate elsewhere than models/au147 (all as in
 # models/make_model.sh).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)

@@ -42,6 +42,7 @@ def _train(args: argparse.Namespace) -> None:
         resume=args.resume,
         consistency=args.consistency,
         supervision=args.supervision,
+        compactness=args.compactness,
         n_cvs=args.n_cvs,
         channels=args.channels,
         kernel_size=args.kernel_size,
@@ -588,6 +589,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=fit["supervision"],
         help="weight of a term that asks the chart to keep the data's CNA labels apart (a classifier "
         f"head on the CVs, not exported; {fit['supervision']:g}: off, the chart learns without labels)",
+    )
+    train.add_argument(
+        "--compactness",
+        type=float,
+        default=fit["compactness"],
+        help="weight of a term that gathers each CNA label's structures around the label's mean on the "
+        f"chart, relative to the distances between the means ({fit['compactness']:g}: off)",
     )
     train.add_argument(
         "--batch-size",

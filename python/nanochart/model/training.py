@@ -60,6 +60,13 @@ class ChartAutoencoder(TransformerMixin, BaseEstimator):
     ``history_["validation_cross_entropy"]`` holds the other. The head is not exported; the encoder
     alone is the model. 0 (the default) trains without labels, as the paper did.
 
+    ``compactness`` weighs a second label term: the batch's within-label variance of the codes
+    divided by their total variance (one minus the share of the spread that lies between the
+    labels' means). Like the consistency term it is blind to the chart's scale; it gathers each
+    label's structures, thermal snapshots with their quenches' label included, around that label's
+    mean relative to the distances between the means. It needs ``fit``'s ``labels`` and does not
+    enter early stopping. 0 (the default): off.
+
     Parameters are stored as given (scikit-learn convention); fitted state ends in ``_``:
     ``autoencoder_``, ``history_`` (train/validation loss per epoch), ``best_epoch_``,
     ``n_bins_``, ``train_indices_``, ``validation_indices_``, ``classes_`` (the labels of the
@@ -90,6 +97,7 @@ class ChartAutoencoder(TransformerMixin, BaseEstimator):
         patience: int = 30,
         consistency: float = 1.0,
         supervision: float = 0.0,
+        compactness: float = 0.0,
         validation_fraction: float = 0.2,
         seed: int = 0,
         device: str = "cpu",
@@ -109,6 +117,7 @@ class ChartAutoencoder(TransformerMixin, BaseEstimator):
         self.patience = patience
         self.consistency = consistency
         self.supervision = supervision
+        self.compactness = compactness
         self.validation_fraction = validation_fraction
         self.seed = seed
         self.device = device
@@ -156,6 +165,8 @@ class ChartAutoencoder(TransformerMixin, BaseEstimator):
             raise ValueError(f"consistency must be >= 0, got {self.consistency}")
         if float(self.supervision) < 0:
             raise ValueError(f"supervision must be >= 0, got {self.supervision}")
+        if float(self.compactness) < 0:
+            raise ValueError(f"compactness must be >= 0, got {self.compactness}")
         if float(self.weight_decay) < 0:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
         classes, label_codes = self._check_labels(labels, len(X))
@@ -219,7 +230,7 @@ class ChartAutoencoder(TransformerMixin, BaseEstimator):
                 optimizer,
                 train,
                 (anchor_inputs, pull),
-                (head, train_labels, float(self.supervision)),
+                (head, train_labels, float(self.supervision), float(self.compactness)),
                 generator,
                 device,
             )
@@ -253,20 +264,20 @@ class ChartAutoencoder(TransformerMixin, BaseEstimator):
         self, labels: Sequence[str] | np.ndarray | None, n_samples: int
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """The sorted label names and each sample's index among them; empty and None when the
-        supervision term is off (labels are then not needed, and ignored)."""
-        if not float(self.supervision):
+        label terms are off (labels are then not needed, and ignored)."""
+        if not float(self.supervision) and not float(self.compactness):
             return np.array([], dtype=str), None
         if labels is None:
             raise ValueError(
-                "supervision > 0 needs each sample's label (fit's labels=): data sets from "
-                "`nanochart generate` carry them"
+                "supervision or compactness > 0 needs each sample's label (fit's labels=): data sets "
+                "from `nanochart generate` carry them"
             )
         labels = np.asarray(labels).astype(str)
         if labels.shape != (n_samples,):
             raise ValueError(f"labels must have one entry per sample ({n_samples}), got shape {labels.shape}")
         classes, codes = np.unique(labels, return_inverse=True)
         if len(classes) < 2:
-            raise ValueError(f"supervision needs at least two labels, the data have {list(classes)}")
+            raise ValueError(f"the label terms need at least two labels, the data have {list(classes)}")
         return classes, codes
 
     def _new_head(self, n_classes: int) -> torch.nn.Module:
@@ -290,7 +301,7 @@ class ChartAutoencoder(TransformerMixin, BaseEstimator):
         model.encoder.set_input_scaling(torch.tensor(X[self.train_indices_], dtype=torch.float32))
         self.autoencoder_ = model
         self.classes_ = classes
-        self.head_ = self._new_head(len(classes)) if len(classes) else None
+        self.head_ = self._new_head(len(classes)) if len(classes) and float(self.supervision) else None
         self.history_ = {"train": [], "validation": []}
         self.best_loss_, self.best_epoch_ = math.inf, -1
         self._best_state = copy.deepcopy(model.state_dict())
@@ -311,15 +322,15 @@ class ChartAutoencoder(TransformerMixin, BaseEstimator):
         optimizer,
         train: tuple[torch.Tensor, torch.Tensor],
         anchoring: tuple[torch.Tensor, float],
-        supervising: tuple[torch.nn.Module | None, torch.Tensor | None, float],
+        supervising: tuple[torch.nn.Module | None, torch.Tensor | None, float, float],
         generator,
         device,
     ) -> float:
         """One pass over the training samples; ``anchoring`` is (each sample's anchor input, weight
         of the consistency term), ``supervising`` (classifier head, each sample's label index,
-        weight of the supervision term)."""
+        weights of the supervision and compactness terms)."""
         model.train()
-        head, labels, supervision = supervising
+        head, labels, supervision, compactness = supervising
         if head is not None:
             head.train()
         inputs, targets = train
@@ -343,10 +354,12 @@ class ChartAutoencoder(TransformerMixin, BaseEstimator):
                 spread = z_anchor.var(dim=0).sum().clamp_min(1e-12)
                 pull = ((z - z_anchor) ** 2).sum(dim=1).mean() / spread
                 total_loss = total_loss + weight * pull
-            if head is not None and labels is not None:
+            if head is not None and labels is not None and supervision:
                 total_loss = total_loss + supervision * torch.nn.functional.cross_entropy(
                     head(z), labels[batch]
                 )
+            if compactness and labels is not None:
+                total_loss = total_loss + compactness * within_label_share(z, labels[batch])
             optimizer.zero_grad()
             total_loss.backward()
             optimizer.step()
@@ -482,7 +495,9 @@ class ChartAutoencoder(TransformerMixin, BaseEstimator):
         self.best_loss_, self.best_epoch_ = state["best_loss"], state["best_epoch"]
         # Checkpoints written before the supervision term have neither key.
         self.classes_ = np.array(state.get("classes", []), dtype=str)
-        self.head_ = self._new_head(len(self.classes_)) if len(self.classes_) else None
+        self.head_ = (
+            self._new_head(len(self.classes_)) if len(self.classes_) and float(self.supervision) else None
+        )
         if self.head_ is not None and state.get("head") is not None:
             self.head_.load_state_dict(state["head"])
 
@@ -507,6 +522,17 @@ class ChartAutoencoder(TransformerMixin, BaseEstimator):
         if fitting and X.shape[0] < 4:
             raise ValueError(f"training needs at least 4 structures, got {X.shape[0]}")
         return X
+
+
+def within_label_share(codes: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Within-label variance of ``codes`` (n, d) over their total variance: 0 when every label sits
+    on one point, 1 when the labels' means coincide."""
+    counts = torch.bincount(labels).clamp_min(1).to(codes.dtype)
+    sums = torch.zeros(len(counts), codes.shape[1], dtype=codes.dtype, device=codes.device)
+    means = sums.index_add(0, labels, codes) / counts[:, None]
+    within = ((codes - means[labels]) ** 2).sum()
+    total = ((codes - codes.mean(dim=0)) ** 2).sum().clamp_min(1e-12)
+    return within / total
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -34,7 +34,7 @@ def train(
     if resume and not checkpoint.is_file():
         raise FileNotFoundError(f"resume: no checkpoint at {checkpoint}")
     model = ChartAutoencoder(**params, checkpoint=checkpoint, metadata=data.model_metadata())
-    labels = data.sample_labels() if params.get("supervision") else None
+    labels = data.sample_labels() if params.get("supervision") or params.get("compactness") else None
     model.fit(
         data.inputs, data.targets, groups=data.groups, anchors=data.anchors, labels=labels, resume=resume
     )
