@@ -220,22 +220,22 @@ def test_card_reports_structures_made_elsewhere(name: str) -> None:
         assert min(np.abs(distances - seed).max() for seed in seeds) > 0.5, atoms.info["name"]
 
 
-@pytest.mark.parametrize("cut_starts", ["0", "1"])
-def test_recipe_builds_a_candidate_elsewhere_with_cut_starts(tmp_path: Path, cut_starts: str) -> None:
-    """models/make_model.sh with MODEL_DIR writes nothing under models/, and CUT_STARTS=1 (only)
-    asks the training set's `nanochart generate` for cut starts. The executable given as NANOCHART
-    records its arguments and fails, so the recipe stops at its first command."""
+def _run_recipe(tmp_path: Path, fake_tail: str, **variables: str) -> tuple[int, str, list[str]]:
+    """models/make_model.sh Au 147 with a fake `nanochart` that records its arguments, then runs
+    `fake_tail` (bash); MODEL_DIR is tmp_path/candidate, other variables as given, the recipe's own
+    variables otherwise unset. Returns the exit code, stderr and the recorded calls."""
     import os
     import subprocess
 
     calls = tmp_path / "calls.txt"
+    calls.unlink(missing_ok=True)
     fake = tmp_path / "nanochart"
-    fake.write_text(f'#!/usr/bin/env bash\necho "$@" >> {calls}\nexit 3\n')
+    fake.write_text(f'#!/usr/bin/env bash\necho "$@" >> {calls}\n{fake_tail}\n')
     fake.chmod(0o755)
-    candidate = tmp_path / "candidate"
-    environment = {**os.environ, "NANOCHART": str(fake), "MODEL_DIR": str(candidate)}
-    environment["CUT_STARTS"] = cut_starts
-    before = sorted(MODELS.rglob("*"))
+    environment = {
+        k: v for k, v in os.environ.items() if k not in ("CUT_STARTS", "SUPERVISION", "COMPACTNESS")
+    }
+    environment |= {"NANOCHART": str(fake), "MODEL_DIR": str(tmp_path / "candidate"), **variables}
     result = subprocess.run(
         ["bash", str(MODELS / "make_model.sh"), "Au", "147", str(tmp_path / "work")],
         env=environment,
@@ -243,39 +243,32 @@ def test_recipe_builds_a_candidate_elsewhere_with_cut_starts(tmp_path: Path, cut
         text=True,
         check=False,
     )
-    assert result.returncode == 3, result.stderr
-    (call,) = calls.read_text().splitlines()
+    return result.returncode, result.stderr, calls.read_text().splitlines()
+
+
+@pytest.mark.parametrize("cut_starts", ["0", "1"])
+def test_recipe_builds_a_candidate_elsewhere_with_cut_starts(tmp_path: Path, cut_starts: str) -> None:
+    """models/make_model.sh with MODEL_DIR writes nothing under models/, and CUT_STARTS=1 (only)
+    asks the training set's `nanochart generate` for cut starts. The executable given as NANOCHART
+    records its arguments and fails, so the recipe stops at its first command."""
+    before = sorted(MODELS.rglob("*"))
+    code, stderr, calls = _run_recipe(tmp_path, "exit 3", CUT_STARTS=cut_starts)
+    assert code == 3, stderr
+    (call,) = calls
     assert call.startswith("generate --element Au --natoms 147") and "--out " + str(tmp_path / "work") in call
     assert ("--cut-starts" in call.split()) == (cut_starts == "1")
-    assert (candidate / "chart").is_dir() and sorted(MODELS.rglob("*")) == before
+    assert (tmp_path / "candidate" / "chart").is_dir() and sorted(MODELS.rglob("*")) == before
 
 
 def test_recipe_passes_compactness_and_supervision_to_training(tmp_path: Path) -> None:
     """COMPACTNESS and SUPERVISION reach the recipe's `nanochart train` (0 when unset). The fake
     executable accepts the data commands and fails at the first training."""
-    import os
-    import subprocess
-
-    calls = tmp_path / "calls.txt"
-    fake = tmp_path / "nanochart"
-    fake.write_text(f'#!/usr/bin/env bash\necho "$@" >> {calls}\n[[ $1 == train ]] && exit 3\nexit 0\n')
-    fake.chmod(0o755)
-    for compactness, expected in (("1.5", "1.5"), (None, "0")):
-        calls.unlink(missing_ok=True)
-        environment = {**os.environ, "NANOCHART": str(fake), "MODEL_DIR": str(tmp_path / "candidate")}
-        environment.pop("COMPACTNESS", None)
-        environment["SUPERVISION"] = "2"
-        if compactness is not None:
-            environment["COMPACTNESS"] = compactness
-        result = subprocess.run(
-            ["bash", str(MODELS / "make_model.sh"), "Au", "147", str(tmp_path / "work")],
-            env=environment,
-            capture_output=True,
-            text=True,
-            check=False,
+    for compactness, expected in (({"COMPACTNESS": "1.5"}, "1.5"), ({}, "0")):
+        code, stderr, calls = _run_recipe(
+            tmp_path, "[[ $1 == train ]] && exit 3\nexit 0", SUPERVISION="2", **compactness
         )
-        assert result.returncode == 3, result.stderr
-        train = calls.read_text().splitlines()[-1].split()
+        assert code == 3, stderr
+        train = calls[-1].split()
         assert train[0] == "train"
         assert train[train.index("--compactness") + 1] == expected
         assert train[train.index("--supervision") + 1] == "2"

@@ -280,7 +280,10 @@ class ChartAutoencoder(TransformerMixin, BaseEstimator):
             raise ValueError(f"the label terms need at least two labels, the data have {list(classes)}")
         return classes, codes
 
-    def _new_head(self, n_classes: int) -> torch.nn.Module:
+    def _new_head(self, n_classes: int) -> torch.nn.Module | None:
+        """The supervision term's classifier head; None without the term (or without labels)."""
+        if not n_classes or not float(self.supervision):
+            return None
         return torch.nn.Sequential(
             torch.nn.Linear(int(self.n_cvs), 32), torch.nn.SiLU(), torch.nn.Linear(32, n_classes)
         )
@@ -301,7 +304,7 @@ class ChartAutoencoder(TransformerMixin, BaseEstimator):
         model.encoder.set_input_scaling(torch.tensor(X[self.train_indices_], dtype=torch.float32))
         self.autoencoder_ = model
         self.classes_ = classes
-        self.head_ = self._new_head(len(classes)) if len(classes) and float(self.supervision) else None
+        self.head_ = self._new_head(len(classes))
         self.history_ = {"train": [], "validation": []}
         self.best_loss_, self.best_epoch_ = math.inf, -1
         self._best_state = copy.deepcopy(model.state_dict())
@@ -354,7 +357,7 @@ class ChartAutoencoder(TransformerMixin, BaseEstimator):
                 spread = z_anchor.var(dim=0).sum().clamp_min(1e-12)
                 pull = ((z - z_anchor) ** 2).sum(dim=1).mean() / spread
                 total_loss = total_loss + weight * pull
-            if head is not None and labels is not None and supervision:
+            if head is not None and labels is not None:
                 total_loss = total_loss + supervision * torch.nn.functional.cross_entropy(
                     head(z), labels[batch]
                 )
@@ -495,9 +498,7 @@ class ChartAutoencoder(TransformerMixin, BaseEstimator):
         self.best_loss_, self.best_epoch_ = state["best_loss"], state["best_epoch"]
         # Checkpoints written before the supervision term have neither key.
         self.classes_ = np.array(state.get("classes", []), dtype=str)
-        self.head_ = (
-            self._new_head(len(self.classes_)) if len(self.classes_) and float(self.supervision) else None
-        )
+        self.head_ = self._new_head(len(self.classes_))
         if self.head_ is not None and state.get("head") is not None:
             self.head_.load_state_dict(state["head"])
 
